@@ -1,0 +1,264 @@
+using System.Runtime.CompilerServices;
+using Ebp.Composites;
+using Ebp.Rules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ebp;
+
+/// <summary>
+/// Runs Excitation Backprop, contrastive Excitation Backprop or the plain gradient on a TorchSharp model.
+/// </summary>
+/// <remarks>
+/// Each call installs the rules on the model for the duration of the call only (see the README's
+/// "How it works"), runs one forward pass, and removes everything again, also when the call fails. The
+/// model runs in eval mode with frozen parameters during the call; its training and
+/// <c>requires_grad</c> flags are restored afterwards, and its outputs are unchanged. Calls on the same
+/// model instance are serialised; use one model instance per thread for parallel work.
+/// <example>
+/// <code>
+/// using var model = ModelZoo.Create("vgg16");
+/// WeightLoader.Load(model, "vgg16.safetensors");
+/// var explainer = new SaliencyExplainer(model);
+/// using var result = explainer.Explain(image, SaliencyTarget.Class(243),
+///     new SaliencyOptions { SaliencyLayer = "features.16", Resize = MapSize.Input });
+/// // result.Map: [1, 1, 224, 224]
+/// </code>
+/// </example>
+/// </remarks>
+public sealed class SaliencyExplainer
+{
+    private static readonly ConditionalWeakTable<nn.Module, object> Locks = new();
+
+    public SaliencyExplainer(nn.Module<Tensor, Tensor> model)
+    {
+        Model = model ?? throw new ArgumentNullException(nameof(model));
+    }
+
+    /// <summary>The explained model.</summary>
+    public nn.Module<Tensor, Tensor> Model { get; }
+
+    /// <summary>
+    /// Computes the saliency map of <paramref name="input"/> <c>[B, C, ...]</c> for <paramref name="target"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Unknown layer names, a layer order that cannot work, an input that does not fit the model or holds NaN/∞, a target that does not fit the output.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A target class outside the model's classes.</exception>
+    /// <exception cref="UnsupportedLayerException">A layer without a rule lies in the path.</exception>
+    /// <exception cref="EbpRuleException">A rule failed in the backward pass.</exception>
+    public SaliencyResult Explain(Tensor input, SaliencyTarget target, SaliencyOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(target);
+        options ??= new SaliencyOptions();
+        var modules = ModelInspection.NamedModules(Model);
+        var config = Validate(options, modules);
+        ValidateInput(input);
+
+        lock (Locks.GetValue(Model, _ => new object()))
+        {
+            using var scope = torch.NewDisposeScope();
+            using var rules = new RuleScope(Model, config);
+            return Run(rules, config, options, input, target);
+        }
+    }
+
+    private SaliencyResult Run(RuleScope rules, ScopeConfig config, SaliencyOptions options, Tensor input, SaliencyTarget target)
+    {
+        var device = Model.parameters().FirstOrDefault()?.device ?? input.device;
+        var dtype = Model.parameters().FirstOrDefault()?.dtype ?? ScalarType.Float32;
+        var x = input.detach().to(dtype, device);
+        bool inputIsSaliency = config.SaliencyLayer.Length == 0;
+        if (inputIsSaliency) x = x.detach().requires_grad_(true);
+
+        rules.BeginForward(inputIsSaliency);
+        Tensor output;
+        using (torch.enable_grad())
+        {
+            try
+            {
+                output = Model.call(x);
+            }
+            catch (Exception ex) when (ex is not UnsupportedLayerException and not EbpRuleException)
+            {
+                throw new ArgumentException(
+                    $"The input of shape [{string.Join(", ", input.shape)}] does not fit the model: {ex.Message}", nameof(input), ex);
+            }
+        }
+
+        var saliencyPoint = inputIsSaliency ? x : rules.SaliencyOutput
+            ?? throw new ArgumentException($"The saliency layer '{config.SaliencyLayer}' did not run in the forward pass.");
+        CheckOrder(rules, config, output);
+
+        var seed = target.Build(output.detach());
+        Tensor signal;
+        Dictionary<string, Tensor>? signals = config.CollectSignals ? new() : null;
+        Dictionary<string, Tensor>? contrastSignals = null;
+        try
+        {
+            if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop)
+            {
+                var contrastPoint = rules.ContrastOutput!;
+                if (config.CollectSignals) rules.SignalSink = contrastSignals = new();
+                rules.NegateClassifier = true;
+                var contrast = Grad(rules, output, contrastPoint, seed, retain: true);
+                rules.NegateClassifier = false;
+                rules.SignalSink = signals;
+                var direct = Grad(rules, output, contrastPoint, seed, retain: true);
+                signal = Grad(rules, contrastPoint, saliencyPoint, direct - contrast, retain: false);
+            }
+            else
+            {
+                rules.SignalSink = signals;
+                signal = Grad(rules, output, saliencyPoint, seed, retain: false);
+            }
+        }
+        catch
+        {
+            DisposeAll(signals);
+            DisposeAll(contrastSignals);
+            throw;
+        }
+
+        var map = signal.sum(1, keepdim: true);
+        if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop) map = map.clamp_min(0);
+        map = PostProcess(map, options, input);
+
+        if (!map.isfinite().all().item<bool>())
+        {
+            DisposeAll(signals);
+            DisposeAll(contrastSignals);
+            throw new InvalidOperationException(
+                "The saliency map contains NaN or infinity. Check the model's weights and the input scale " +
+                "(Excitation Backprop expects non-negative inputs, e.g. pixels in [0, 1]).");
+        }
+
+        var scores = output.detach().clone();
+        return new SaliencyResult(map.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope(), signals, contrastSignals);
+    }
+
+    private static Tensor Grad(RuleScope rules, Tensor from, Tensor to, Tensor seed, bool retain)
+    {
+        var g = torch.autograd.grad(new[] { from }, new[] { to }, new[] { seed }, retain_graph: retain, allow_unused: true)[0];
+        if (rules.Failure is { } failure) throw new EbpRuleException(failure.Layer, failure.Error);
+        if (g is null || g.IsInvalid)
+            throw new ArgumentException("The model output does not depend on the saliency layer's output; choose a layer on the path to the output.");
+        return g;
+    }
+
+    private static Tensor PostProcess(Tensor map, SaliencyOptions options, Tensor input)
+    {
+        if (options.Resize is { } size)
+        {
+            long[] target;
+            if (size.IsInput) target = input.shape.Skip(2).ToArray();
+            else if (map.dim() == 4) target = new long[] { size.Height, size.Width };
+            else throw new ArgumentException($"A width×height resize needs a 2-D map; this map has shape [{string.Join(", ", map.shape)}]. Use MapSize.Input.");
+            if (target.Length != map.dim() - 2)
+                throw new ArgumentException($"Cannot resize a map of shape [{string.Join(", ", map.shape)}] to the input's size [{string.Join(", ", target)}].");
+            map = MapPostProcessing.Resize(map, target, options.ResizeMode);
+        }
+        if (options.SmoothingSigma is > 0 and var sigma) map = MapPostProcessing.Smooth(map, sigma);
+        return map;
+    }
+
+    private static void CheckOrder(RuleScope rules, ScopeConfig config, Tensor output)
+    {
+        if (!output.requires_grad)
+            throw new ArgumentException($"The model output does not depend on the saliency layer '{config.SaliencyLayer}'; choose a layer on the path to the output.");
+        if (config.ContrastLayer is null) return;
+        if (rules.ContrastCalls == 0)
+            throw new ArgumentException($"The contrast layer '{config.ContrastLayer}' did not run in the forward pass.");
+        if (rules.ContrastCalls > 1)
+            throw new ArgumentException($"The contrast layer '{config.ContrastLayer}' runs {rules.ContrastCalls} times in one forward pass; choose a module that runs once.");
+        if (!rules.ContrastOutput!.requires_grad || rules.ContrastCallIndex <= rules.SaliencyCallIndex)
+            throw new ArgumentException(
+                $"The saliency layer '{config.SaliencyLayer}' must lie below the contrast layer '{config.ContrastLayer}' (closer to the input).");
+        if (rules.ClassifierCallIndex <= rules.ContrastCallIndex)
+            throw new ArgumentException(
+                $"The classifier layer '{config.ClassifierLayer}' must lie above the contrast layer '{config.ContrastLayer}' (closer to the output).");
+    }
+
+    private static void DisposeAll(Dictionary<string, Tensor>? tensors)
+    {
+        if (tensors is null) return;
+        foreach (var t in tensors.Values) t.Dispose();
+    }
+
+    private ScopeConfig Validate(SaliencyOptions options, IReadOnlyList<(string Name, nn.Module Module)> modules)
+    {
+        var names = modules.ToDictionary(m => m.Name, m => m.Module);
+        void RequireLayer(string? name, string what)
+        {
+            if (name is null || names.ContainsKey(name)) return;
+            var close = names.Keys.Where(n => n.Contains(name, StringComparison.OrdinalIgnoreCase)
+                                              || name.Contains(n, StringComparison.OrdinalIgnoreCase)).Take(5).ToList();
+            throw new ArgumentException(
+                $"Unknown {what} '{name}': the model has no module of that name. " +
+                (close.Count > 0 ? $"Did you mean {string.Join(", ", close.Select(c => $"'{c}'"))}? " : "") +
+                "Layer names are state_dict-style module names such as 'features.16' or 'layer2'; \"\" is the input.");
+        }
+
+        if (options.SaliencyLayer is null) throw new ArgumentNullException(nameof(options.SaliencyLayer), "SaliencyLayer is \"\" for the input, or a module name.");
+        if (options.SaliencyLayer.Length > 0) RequireLayer(options.SaliencyLayer, "saliency layer");
+        foreach (var n in options.PlainGradientLayers) RequireLayer(n, "plain-gradient layer");
+
+        string? contrast = null, classifier = null;
+        if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop)
+        {
+            contrast = options.ContrastLayer ?? throw new ArgumentException(
+                "Contrastive Excitation Backprop needs SaliencyOptions.ContrastLayer (e.g. 'classifier.4' for VGG16, 'avgpool' for ResNet).");
+            RequireLayer(contrast, "contrast layer");
+            classifier = options.ClassifierLayer ?? ModelInspection.DefaultClassifierLayer(Model)
+                ?? throw new ArgumentException("The model has no convolution or linear layer to use as the classifier layer.");
+            RequireLayer(classifier, "classifier layer");
+            if (names[classifier] is not (Linear or Conv1d or Conv2d or Conv3d))
+                throw new ArgumentException($"The classifier layer '{classifier}' is a {names[classifier].GetType().Name}; it must be a convolution or linear layer, whose weights are negated.");
+            if (contrast == options.SaliencyLayer)
+                throw new ArgumentException($"The saliency layer and the contrast layer are both '{contrast}'; the saliency layer must lie below the contrast layer.");
+        }
+        else if (options.ContrastLayer is not null || options.ClassifierLayer is not null)
+        {
+            throw new ArgumentException("ContrastLayer and ClassifierLayer apply only to SaliencyMethod.ContrastiveExcitationBackprop.");
+        }
+
+        if (options.SmoothingSigma is { } s && (double.IsNaN(s) || s < 0))
+            throw new ArgumentOutOfRangeException(nameof(options.SmoothingSigma), s, "Smoothing sigma must be a non-negative fraction of the map size.");
+
+        return new ScopeConfig(
+            UseRules: options.Method != SaliencyMethod.Gradient,
+            SaliencyLayer: options.SaliencyLayer,
+            ContrastLayer: contrast,
+            ClassifierLayer: classifier,
+            CollectSignals: options.CollectSignals,
+            PlainGradientLayers: options.PlainGradientLayers.ToHashSet(),
+            PlainGradientForUnsupportedLayers: options.PlainGradientForUnsupportedLayers);
+    }
+
+    private void ValidateInput(Tensor input)
+    {
+        if (input.IsInvalid) throw new ArgumentException("The input tensor has been disposed.", nameof(input));
+        if (!input.is_floating_point())
+            throw new ArgumentException($"The input must be a floating-point tensor, got {input.dtype}.", nameof(input));
+        if (input.dim() < 2)
+            throw new ArgumentException($"The input must be batched, [B, C, ...]; got shape [{string.Join(", ", input.shape)}].", nameof(input));
+        var first = ModelInspection.FirstWeightedLayer(Model);
+        if (first is Convolution conv)
+        {
+            long expectedRank = conv.kernel_size.Length + 2;
+            if (input.dim() != expectedRank)
+                throw new ArgumentException(
+                    $"The input has shape [{string.Join(", ", input.shape)}] (rank {input.dim()}), but the model's first layer is a {conv.GetType().Name} " +
+                    $"that expects rank {expectedRank}: [batch, {conv.in_channels}, ...].", nameof(input));
+            if (input.shape[1] != conv.in_channels)
+                throw new ArgumentException(
+                    $"The input has {input.shape[1]} channels, but the model's first layer expects {conv.in_channels} " +
+                    $"(input shape [{string.Join(", ", input.shape)}]).", nameof(input));
+        }
+        using (torch.no_grad())
+        {
+            if (!input.isfinite().all().item<bool>())
+                throw new ArgumentException("The input contains NaN or infinity; clean or re-normalise it before computing saliency.", nameof(input));
+        }
+    }
+}

@@ -1,0 +1,74 @@
+namespace Ebp;
+
+/// <summary>Options of one saliency computation. Every default is the plain Excitation Backprop of the paper.</summary>
+public sealed record SaliencyOptions
+{
+    /// <summary>The method. Default <see cref="SaliencyMethod.ExcitationBackprop"/>.</summary>
+    public SaliencyMethod Method { get; init; } = SaliencyMethod.ExcitationBackprop;
+
+    /// <summary>
+    /// Module whose <b>output</b> receives the map, by its state_dict-style name (<c>features.16</c>,
+    /// <c>layer2</c>). <c>""</c> (the default) means the model input.
+    /// </summary>
+    public string SaliencyLayer { get; init; } = "";
+
+    /// <summary>
+    /// Contrastive EBP only: the module at whose output the contrast signal is subtracted (e.g.
+    /// <c>classifier.4</c> for VGG16, <c>avgpool</c> for ResNet). Required for the contrastive method.
+    /// </summary>
+    public string? ContrastLayer { get; init; }
+
+    /// <summary>
+    /// Contrastive EBP only: the layer whose weights are negated for the contrast pass. Null (default):
+    /// the last convolution or linear layer in definition order.
+    /// </summary>
+    public string? ClassifierLayer { get; init; }
+
+    /// <summary>
+    /// Resize the map: null (default) keeps the saliency layer's resolution; <see cref="MapSize.Input"/>
+    /// resizes to the input's spatial size; <see cref="MapSize.Of(int,int)"/> to a width and height.
+    /// </summary>
+    public MapSize? Resize { get; init; }
+
+    /// <summary>Interpolation for <see cref="Resize"/>. Default bilinear.</summary>
+    public ResizeMode ResizeMode { get; init; } = ResizeMode.Bilinear;
+
+    /// <summary>
+    /// Gaussian smoothing of the final map, sigma as a fraction of the map's larger side (e.g. 0.02).
+    /// Null or 0 (default): none. Applied after resizing.
+    /// </summary>
+    public double? SmoothingSigma { get; init; }
+
+    /// <summary>Also return the signal at the output of every module above the saliency layer. Default false.</summary>
+    public bool CollectSignals { get; init; }
+
+    /// <summary>
+    /// Layers without an EBP rule (e.g. LayerNorm) whose ordinary gradient may pass instead of raising
+    /// <see cref="UnsupportedLayerException"/>. Default: none.
+    /// </summary>
+    public IReadOnlyCollection<string> PlainGradientLayers { get; init; } = Array.Empty<string>();
+
+    /// <summary>Let the ordinary gradient pass through every layer that has no rule. Default false.</summary>
+    public bool PlainGradientForUnsupportedLayers { get; init; }
+}
+
+/// <summary>A requested map size.</summary>
+public sealed record MapSize
+{
+    private MapSize(int width, int height, bool input) { Width = width; Height = height; IsInput = input; }
+
+    /// <summary>The input's own spatial size.</summary>
+    public static MapSize Input { get; } = new(0, 0, true);
+
+    /// <summary>A width and height in pixels (the map is then <c>[B, 1, height, width]</c>).</summary>
+    public static MapSize Of(int width, int height)
+    {
+        if (width <= 0 || height <= 0)
+            throw new ArgumentOutOfRangeException(nameof(width), $"Map size must be positive, got {width}×{height}.");
+        return new MapSize(width, height, false);
+    }
+
+    public int Width { get; }
+    public int Height { get; }
+    public bool IsInput { get; }
+}

@@ -1,0 +1,101 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ebp;
+
+/// <summary>
+/// What the backward pass starts from: the initial signal at the model output, <c>[B, classes]</c>.
+/// </summary>
+public abstract class SaliencyTarget
+{
+    private protected SaliencyTarget() { }
+
+    /// <summary>One class for every sample of the batch (one-hot signal).</summary>
+    public static SaliencyTarget Class(int classIndex) => new ClassTarget(new[] { classIndex }, broadcast: true, pointing: false);
+
+    /// <summary>One class per sample (one-hot signal); the array's length must equal the batch size.</summary>
+    public static SaliencyTarget Classes(params int[] perSample) => new ClassTarget(perSample, broadcast: false, pointing: false);
+
+    /// <summary>
+    /// The pointing-game signal of TorchRay: <c>exp(score[target])</c> at the target, normalised by its sum.
+    /// As the sum runs over that one entry, the signal is 1 at the target, like a one-hot signal; it is
+    /// computed without forming exp(score), so large scores cannot overflow.
+    /// </summary>
+    public static SaliencyTarget Pointing(params int[] perSample)
+        => new ClassTarget(perSample, broadcast: perSample.Length == 1, pointing: true);
+
+    /// <summary>The model's top-1 prediction for each sample.</summary>
+    public static SaliencyTarget Predicted { get; } = new PredictedTarget();
+
+    /// <summary>An explicit signal with the model output's shape (e.g. non-negative weights over several classes).</summary>
+    public static SaliencyTarget Seed(Tensor seed) => new SeedTarget(seed);
+
+    /// <summary>Builds the signal for a model output. Throws when it does not fit.</summary>
+    internal abstract Tensor Build(Tensor output);
+
+    internal static void CheckOutput(Tensor output)
+    {
+        if (output.dim() != 2)
+            throw new InvalidOperationException(
+                $"The model output has shape [{string.Join(", ", output.shape)}]; a class target needs [batch, classes]. " +
+                "Pass SaliencyTarget.Seed with a tensor of the output's shape instead.");
+    }
+
+    private sealed class ClassTarget : SaliencyTarget
+    {
+        private readonly int[] _classes;
+        private readonly bool _broadcast;
+
+        public ClassTarget(int[] classes, bool broadcast, bool pointing)
+        {
+            if (classes is null || classes.Length == 0)
+                throw new ArgumentException("At least one target class is needed.", nameof(classes));
+            _classes = (int[])classes.Clone();
+            _broadcast = broadcast;
+            _ = pointing; // normalised exp(score) at one entry is exactly 1: see Pointing()
+        }
+
+        internal override Tensor Build(Tensor output)
+        {
+            CheckOutput(output);
+            long batch = output.shape[0], classes = output.shape[1];
+            if (!_broadcast && _classes.Length != batch)
+                throw new ArgumentException(
+                    $"{_classes.Length} target classes were given for a batch of {batch}; give one per sample, or use SaliencyTarget.Class for all.");
+            foreach (var c in _classes)
+                if (c < 0 || c >= classes)
+                    throw new ArgumentOutOfRangeException("target", c, $"Target class {c} is out of range: the model has {classes} classes (0..{classes - 1}).");
+            var seed = torch.zeros(batch, classes, dtype: output.dtype, device: output.device);
+            for (long b = 0; b < batch; b++)
+                seed[b, _broadcast ? _classes[0] : _classes[b]] = 1;
+            return seed;
+        }
+    }
+
+    private sealed class PredictedTarget : SaliencyTarget
+    {
+        internal override Tensor Build(Tensor output)
+        {
+            CheckOutput(output);
+            using var top = output.detach().argmax(1, keepdim: true);
+            return torch.zeros_like(output).scatter_(1, top, 1.0);
+        }
+    }
+
+    private sealed class SeedTarget : SaliencyTarget
+    {
+        private readonly Tensor _seed;
+        public SeedTarget(Tensor seed) => _seed = seed ?? throw new ArgumentNullException(nameof(seed));
+
+        internal override Tensor Build(Tensor output)
+        {
+            if (!_seed.shape.SequenceEqual(output.shape))
+                throw new ArgumentException(
+                    $"The seed has shape [{string.Join(", ", _seed.shape)}] but the model output has [{string.Join(", ", output.shape)}]; they must match.");
+            var seed = _seed.detach().to(output.dtype, output.device);
+            if (!seed.isfinite().all().item<bool>())
+                throw new ArgumentException("The seed contains NaN or infinity.");
+            return seed;
+        }
+    }
+}

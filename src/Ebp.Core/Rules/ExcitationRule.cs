@@ -1,0 +1,108 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ebp.Rules;
+
+/// <summary>
+/// The Excitation Backprop rule for a layer that is linear with non-negative weights after clamping:
+/// <c>G_in = x ⊙ layerᵀ(G ⊘ (layer(x; W⁺) + 1e-20))</c>, bias ignored. Conv, Linear and (adaptive)
+/// average pooling differ only in how <c>layer(x; W⁺)</c> is computed, which is the
+/// <see cref="PositiveForward"/> delegate; <c>layerᵀ</c> is taken by autograd through that same delegate,
+/// so strides, padding modes, groups and overlapping pooling windows need no code of their own.
+/// </summary>
+internal sealed class ExcitationRule
+{
+    /// <summary>Epsilon added to Z, as in the reference (Z + 1e-20, not max).</summary>
+    public const double Epsilon = 1e-20;
+
+    /// <param name="positive">x ↦ layer(x; max(W, 0)) without bias.</param>
+    /// <param name="negated">x ↦ layer(x; max(−W, 0)) without bias, for the contrastive pass; null if the layer has no weights.</param>
+    public ExcitationRule(Func<Tensor, Tensor> positive, Func<Tensor, Tensor>? negated)
+    {
+        PositiveForward = positive;
+        NegatedForward = negated;
+    }
+
+    public Func<Tensor, Tensor> PositiveForward { get; }
+    public Func<Tensor, Tensor>? NegatedForward { get; }
+
+    /// <summary>Wraps the layer's output so that its backward pass follows the rule.</summary>
+    public Tensor Attach(RuleScope scope, string name, Tensor input, Tensor output, bool isClassifier)
+    {
+        var node = new ExcitationNode(scope, name, this, input, isClassifier && NegatedForward is not null);
+        node.Prepare(output);
+        return ExcitationFunction.apply(input, node);
+    }
+}
+
+/// <summary>State of one call of one layer: its input and the W⁺ forward graph used to form layerᵀ.</summary>
+internal sealed class ExcitationNode
+{
+    private readonly RuleScope _scope;
+    private readonly ExcitationRule _rule;
+    private readonly bool _negatable;
+    private Tensor _x = null!, _leaf = null!, _z = null!;
+    private Tensor? _negLeaf, _negZ;
+
+    public ExcitationNode(RuleScope scope, string name, ExcitationRule rule, Tensor input, bool negatable)
+    {
+        _scope = scope;
+        Name = name;
+        _rule = rule;
+        _negatable = negatable;
+        _x = scope.Keep(input.detach());
+    }
+
+    public string Name { get; }
+    public Tensor Input => _x;
+    public Tensor Output { get; private set; } = null!;
+    public RuleScope Scope => _scope;
+
+    /// <summary>
+    /// Computes Z = layer(x; W⁺) once in the forward pass, keeping its small graph so that every backward
+    /// pass (the contrastive method runs two) reuses it instead of recomputing it.
+    /// </summary>
+    public void Prepare(Tensor output)
+    {
+        Output = _scope.Keep(output.detach());
+        using var grad = torch.enable_grad();
+        _leaf = _scope.Keep(_x.detach().requires_grad_(true));
+        _z = _scope.Keep(_rule.PositiveForward(_leaf));
+        if (_negatable)
+        {
+            _negLeaf = _scope.Keep(_x.detach().requires_grad_(true));
+            _negZ = _scope.Keep(_rule.NegatedForward!(_negLeaf));
+        }
+    }
+
+    public Tensor Backward(Tensor g)
+    {
+        bool negate = _negatable && _scope.NegateClassifier;
+        var leaf = negate ? _negLeaf! : _leaf;
+        var z = negate ? _negZ! : _z;
+        using var scope = torch.NewDisposeScope();
+        var s = g / (z + ExcitationRule.Epsilon);
+        var t = torch.autograd.grad(new[] { z }, new[] { leaf }, new[] { s }, retain_graph: true)[0];
+        return (_x * t).MoveToOuterDisposeScope();
+    }
+}
+
+internal sealed class ExcitationFunction : torch.autograd.SingleTensorFunction<ExcitationFunction>
+{
+    public override string Name => "EbpExcitation";
+
+    public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
+    {
+        var node = (ExcitationNode)vars[1];
+        ctx.save_data("node", node);
+        return node.Output.detach();
+    }
+
+    public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor grad_output)
+    {
+        var node = (ExcitationNode)ctx.get_data("node");
+        return BackwardGuard.Run(node.Scope, node.Name,
+            () => new List<Tensor> { node.Backward(grad_output), null! },
+            () => new List<Tensor> { torch.zeros_like(node.Input), null! });
+    }
+}
