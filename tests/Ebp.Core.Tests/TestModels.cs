@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Ebp.Core.Tests;
 
 /// <summary>Small models with known weights for the rule and hygiene tests.</summary>
-internal static class TestModels
+public static class TestModels
 {
     public static void SetWeights(nn.Module module, string name, float[] values, long[] shape)
     {
@@ -15,10 +15,35 @@ internal static class TestModels
         p.copy_(torch.tensor(values).reshape(shape));
     }
 
+    /// <summary>
+    /// Sets every parameter and BatchNorm statistic from a private generator: tests run in parallel, so the
+    /// global generator (torch.manual_seed) would give different weights from run to run.
+    /// </summary>
+    public static T Reinitialise<T>(T model, long seed) where T : nn.Module
+    {
+        var g = new Generator((ulong)seed);
+        using var _ = torch.no_grad();
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (p.dim() > 1)
+            {
+                double fanIn = p.numel() / p.shape[0];
+                p.copy_(torch.randn(p.shape, generator: g) * Math.Sqrt(2.0 / fanIn));
+            }
+            else if (name.EndsWith("bias")) p.copy_((torch.rand(p.shape, generator: g) - 0.5) * 0.2);
+            else p.copy_(torch.rand(p.shape, generator: g) + 0.5); // BatchNorm scale
+        }
+        foreach (var (name, b) in model.named_buffers())
+        {
+            if (name.EndsWith("running_mean")) b.copy_(torch.randn(b.shape, generator: g) * 0.1);
+            else if (name.EndsWith("running_var")) b.copy_(torch.rand(b.shape, generator: g) + 0.5);
+        }
+        return model;
+    }
+
     /// <summary>A bias-free VGG-like CNN on 3×16×16 inputs with 5 classes, seeded.</summary>
     public static nn.Module<Tensor, Tensor> BiasFreeCnn(long seed)
     {
-        torch.manual_seed(seed);
         var model = nn.Sequential(
             ("0", nn.Conv2d(3, 6, 3, padding: 1, bias: false)),
             ("1", nn.ReLU()),
@@ -31,13 +56,12 @@ internal static class TestModels
             ("8", nn.Linear(72, 16, hasBias: false)),
             ("9", nn.ReLU()),
             ("10", nn.Linear(16, 5, hasBias: false)));
-        return model;
+        return Reinitialise(model, seed);
     }
 
     /// <summary>A small CNN with biases and BatchNorm (running statistics randomised), 4 classes.</summary>
     public static nn.Module<Tensor, Tensor> CnnWithBn(long seed)
     {
-        torch.manual_seed(seed);
         var bn = nn.BatchNorm2d(6);
         var model = nn.Sequential(
             ("0", nn.Conv2d(3, 6, 3, padding: 1)),
@@ -52,14 +76,7 @@ internal static class TestModels
             ("9", nn.ReLU()),
             ("10", nn.Dropout(0.5)),
             ("11", nn.Linear(12, 4)));
-        using (torch.no_grad())
-        {
-            bn.running_mean!.copy_(torch.randn(6) * 0.1);
-            bn.running_var!.copy_(torch.rand(6) + 0.5);
-            bn.weight!.copy_(torch.rand(6) + 0.5);
-            bn.bias!.copy_(torch.randn(6) * 0.1);
-        }
-        return model;
+        return Reinitialise(model, seed);
     }
 
     public static Tensor Image(long seed, params long[] shape)

@@ -48,8 +48,23 @@ public sealed class SaliencyExplainer
     /// <exception cref="EbpRuleException">A rule failed in the backward pass.</exception>
     public SaliencyResult Explain(Tensor input, SaliencyTarget target, SaliencyOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(target);
+        return ExplainEach(input, new[] { target }, options)[0];
+    }
+
+    /// <summary>
+    /// Computes one map per target from a <b>single</b> forward pass: the activations and each layer's
+    /// <c>Z = W⁺x</c> are computed once and reused, so K targets cost about F + Z + K·T instead of
+    /// K·(F + Z + T). Use it for several classes of the same images (e.g. every class present, or the
+    /// top-k predictions via <see cref="SaliencyTarget.TopK"/>).
+    /// </summary>
+    /// <returns>One result per target, in order; each result owns its tensors.</returns>
+    public IReadOnlyList<SaliencyResult> ExplainEach(Tensor input, IReadOnlyList<SaliencyTarget> targets, SaliencyOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(targets);
+        if (targets.Count == 0) throw new ArgumentException("At least one target is needed.", nameof(targets));
+        if (targets.Any(t => t is null)) throw new ArgumentNullException(nameof(targets), "A target is null.");
         options ??= new SaliencyOptions();
         var modules = ModelInspection.NamedModules(Model);
         var config = Validate(options, modules);
@@ -59,11 +74,12 @@ public sealed class SaliencyExplainer
         {
             using var scope = torch.NewDisposeScope();
             using var rules = new RuleScope(Model, config);
-            return Run(rules, config, options, input, target);
+            return Run(rules, config, options, input, targets);
         }
     }
 
-    private SaliencyResult Run(RuleScope rules, ScopeConfig config, SaliencyOptions options, Tensor input, SaliencyTarget target)
+    private IReadOnlyList<SaliencyResult> Run(RuleScope rules, ScopeConfig config, SaliencyOptions options, Tensor input,
+                                              IReadOnlyList<SaliencyTarget> targets)
     {
         var device = Model.parameters().FirstOrDefault()?.device ?? input.device;
         var dtype = Model.parameters().FirstOrDefault()?.dtype ?? ScalarType.Float32;
@@ -87,10 +103,28 @@ public sealed class SaliencyExplainer
         }
 
         var saliencyPoint = inputIsSaliency ? x : rules.SaliencyOutput
-            ?? throw new ArgumentException($"The saliency layer '{config.SaliencyLayer}' did not run in the forward pass.");
+            ?? throw new ArgumentException($"The saliency layer '{config.SaliencyLayer}' did not run in the forward pass. " +
+                                           "Hooks fire only for modules invoked with .call(...), not .forward(...).");
         CheckOrder(rules, config, output);
+        var seeds = targets.Select(t => t.Build(output.detach())).ToList();
 
-        var seed = target.Build(output.detach());
+        var results = new List<SaliencyResult>(targets.Count);
+        try
+        {
+            for (int k = 0; k < seeds.Count; k++)
+                results.Add(Backward(rules, config, options, input, output, saliencyPoint, seeds[k], last: k == seeds.Count - 1));
+        }
+        catch
+        {
+            foreach (var r in results) r.Dispose();
+            throw;
+        }
+        return results;
+    }
+
+    private static SaliencyResult Backward(RuleScope rules, ScopeConfig config, SaliencyOptions options, Tensor input,
+                                           Tensor output, Tensor saliencyPoint, Tensor seed, bool last)
+    {
         Tensor signal;
         Dictionary<string, Tensor>? signals = config.CollectSignals ? new() : null;
         Dictionary<string, Tensor>? contrastSignals = null;
@@ -105,13 +139,24 @@ public sealed class SaliencyExplainer
                 rules.NegateClassifier = false;
                 rules.SignalSink = signals;
                 var direct = Grad(rules, output, contrastPoint, seed, retain: true);
-                signal = Grad(rules, contrastPoint, saliencyPoint, direct - contrast, retain: false);
+                signal = Grad(rules, contrastPoint, saliencyPoint, direct - contrast, retain: !last);
             }
             else
             {
                 rules.SignalSink = signals;
-                signal = Grad(rules, output, saliencyPoint, seed, retain: false);
+                signal = Grad(rules, output, saliencyPoint, seed, retain: !last);
             }
+
+            var map = signal.sum(1, keepdim: true);
+            if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop) map = map.clamp_min(0);
+            map = PostProcess(map, options, input);
+            if (!map.isfinite().all().item<bool>())
+                throw new InvalidOperationException(
+                    "The saliency map contains NaN or infinity. Check the model's weights and the input scale " +
+                    "(Excitation Backprop expects non-negative inputs, e.g. pixels in [0, 1]).");
+
+            var scores = output.detach().clone();
+            return new SaliencyResult(map.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope(), signals, contrastSignals);
         }
         catch
         {
@@ -119,22 +164,10 @@ public sealed class SaliencyExplainer
             DisposeAll(contrastSignals);
             throw;
         }
-
-        var map = signal.sum(1, keepdim: true);
-        if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop) map = map.clamp_min(0);
-        map = PostProcess(map, options, input);
-
-        if (!map.isfinite().all().item<bool>())
+        finally
         {
-            DisposeAll(signals);
-            DisposeAll(contrastSignals);
-            throw new InvalidOperationException(
-                "The saliency map contains NaN or infinity. Check the model's weights and the input scale " +
-                "(Excitation Backprop expects non-negative inputs, e.g. pixels in [0, 1]).");
+            rules.SignalSink = null;
         }
-
-        var scores = output.detach().clone();
-        return new SaliencyResult(map.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope(), signals, contrastSignals);
     }
 
     private static Tensor Grad(RuleScope rules, Tensor from, Tensor to, Tensor seed, bool retain)

@@ -25,7 +25,15 @@ public abstract class SaliencyTarget
         => new ClassTarget(perSample, broadcast: perSample.Length == 1, pointing: true);
 
     /// <summary>The model's top-1 prediction for each sample.</summary>
-    public static SaliencyTarget Predicted { get; } = new PredictedTarget();
+    public static SaliencyTarget Predicted { get; } = new RankedTarget(0);
+
+    /// <summary>The class with the (<paramref name="rank"/>+1)-th highest score of each sample (0 = top-1).</summary>
+    public static SaliencyTarget Ranked(int rank)
+        => rank < 0 ? throw new ArgumentOutOfRangeException(nameof(rank), rank, "Rank must be ≥ 0.") : new RankedTarget(rank);
+
+    /// <summary>The top-<paramref name="k"/> predicted classes, as targets for <see cref="SaliencyExplainer.ExplainEach"/>.</summary>
+    public static IReadOnlyList<SaliencyTarget> TopK(int k)
+        => k <= 0 ? throw new ArgumentOutOfRangeException(nameof(k), k, "k must be ≥ 1.") : Enumerable.Range(0, k).Select(Ranked).ToArray();
 
     /// <summary>An explicit signal with the model output's shape (e.g. non-negative weights over several classes).</summary>
     public static SaliencyTarget Seed(Tensor seed) => new SeedTarget(seed);
@@ -72,13 +80,21 @@ public abstract class SaliencyTarget
         }
     }
 
-    private sealed class PredictedTarget : SaliencyTarget
+    private sealed class RankedTarget : SaliencyTarget
     {
+        private readonly int _rank;
+        public RankedTarget(int rank) => _rank = rank;
+
         internal override Tensor Build(Tensor output)
         {
             CheckOutput(output);
-            using var top = output.detach().argmax(1, keepdim: true);
-            return torch.zeros_like(output).scatter_(1, top, 1.0);
+            if (_rank >= output.shape[1])
+                throw new ArgumentOutOfRangeException("target", _rank, $"Rank {_rank} is out of range: the model has {output.shape[1]} classes.");
+            using var scope = torch.NewDisposeScope();
+            // Ties resolve to the lower class index, as argmax does.
+            var (_, order) = output.detach().sort(1, descending: true, stable: true);
+            var index = order.narrow(1, _rank, 1);
+            return torch.zeros_like(output).scatter_(1, index, torch.ones_like(index, dtype: output.dtype)).MoveToOuterDisposeScope();
         }
     }
 

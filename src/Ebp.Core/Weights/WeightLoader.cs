@@ -107,7 +107,17 @@ public static class WeightLoader
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                throw new InvalidDataException($"'{path}' could not be read as safetensors: {e.Message}", e);
+                // PyBridge parses the header with a fixed schema (e.g. it can trip over unusual "__metadata__"
+                // values). The header has been validated above, so read the data directly instead.
+                try
+                {
+                    loaded = ReadSafetensorsData(path, header);
+                }
+                catch (Exception inner) when (inner is not OutOfMemoryException)
+                {
+                    throw new InvalidDataException(
+                        $"'{path}' could not be read as safetensors: {e.Message}; direct read: {inner.Message}", inner);
+                }
             }
             foreach (var t in loaded.Values)
                 t.MoveToOuterDisposeScope();
@@ -136,6 +146,23 @@ public static class WeightLoader
         finally
         {
             foreach (var t in loaded.Values) t.Dispose();
+        }
+        return result;
+    }
+
+    private static Dictionary<string, Tensor> ReadSafetensorsData(string path, SafetensorsHeader header)
+    {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using var stream = File.OpenRead(path);
+        foreach (var e in header.Entries)
+        {
+            var t = empty(e.Shape, dtype: e.DType);
+            result.Add(e.Name, t);
+            if (e.End > e.Begin)
+            {
+                stream.Position = header.DataStart + e.Begin;
+                t.ReadBytesFromStream(stream);
+            }
         }
         return result;
     }

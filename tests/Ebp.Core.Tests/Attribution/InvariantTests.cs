@@ -161,4 +161,30 @@ public sealed class InvariantTests
         // Conservation at every layer of a bias-free model: each signal sums to 1.
         foreach (var (name, g) in r.Signals) Assert.AreEqual(1.0, g.sum().item<float>(), 1e-4, name);
     }
+
+    [TestMethod]
+    public void ExplainEach_OneForwardForManyTargets_EqualsSeparateCalls()
+    {
+        using var model = TestModels.CnnWithBn(27);
+        using var x = TestModels.Image(28, 2, 3, 12, 12);
+        var explainer = new SaliencyExplainer(model);
+        foreach (var method in new[] { SaliencyMethod.ExcitationBackprop, SaliencyMethod.ContrastiveExcitationBackprop })
+        {
+            var options = new SaliencyOptions { Method = method, SaliencyLayer = "3", ContrastLayer = method == SaliencyMethod.ContrastiveExcitationBackprop ? "9" : null };
+            var targets = SaliencyTarget.TopK(3);
+            var many = explainer.ExplainEach(x, targets, options);
+            try
+            {
+                Assert.AreEqual(3, many.Count);
+                using var order = many[0].Scores.argsort(1, descending: true);
+                for (int k = 0; k < 3; k++)
+                {
+                    var classes = new[] { (int)order[0, k].item<long>(), (int)order[1, k].item<long>() };
+                    using var single = explainer.Explain(x, SaliencyTarget.Classes(classes), options);
+                    Assert.IsTrue(many[k].Map.allclose(single.Map, rtol: 1e-6, atol: 1e-9), $"{method}, rank {k}");
+                }
+            }
+            finally { foreach (var r in many) r.Dispose(); }
+        }
+    }
 }

@@ -200,14 +200,29 @@ public sealed class ModelZooTests
         Assert.IsNotNull(((BasicBlock)model.Layer2[0]).Downsample);
     }
 
+    private static IEnumerable<(string name, nn.Module module)> PreOrder(nn.Module m, string prefix)
+    {
+        foreach (var (n, c) in m.named_children())
+        {
+            string full = prefix.Length == 0 ? n : prefix + "." + n;
+            yield return (full, c);
+            foreach (var d in PreOrder(c, full)) yield return d;
+        }
+    }
+
     [TestMethod]
     public void DefinitionOrderIsTorchvisions()
     {
         using var model = ModelZoo.Create("resnet18");
         var top = model.named_children().Select(c => c.name).ToArray();
         CollectionAssert.AreEqual(new[] { "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc" }, top);
-        var lastLinearOrConv = model.named_modules().Last(t => t.module is Conv2d or Linear).name;
+        // PyTorch's named_modules() is a pre-order walk; TorchSharp's lists all direct children before any
+        // grandchildren, so "last conv/linear in definition order" needs an explicit pre-order walk.
+        var lastLinearOrConv = PreOrder(model, "").Last(t => t.module is Conv2d or Linear).name;
         Assert.AreEqual("fc", lastLinearOrConv);
+        var preOrder = PreOrder(model, "").Select(t => t.name).ToList();
+        Assert.IsTrue(preOrder.IndexOf("layer1.0.add") < preOrder.IndexOf("layer1.1.conv1"));
+        Assert.AreEqual("layer4.1.add", preOrder[^3]);
 
         using var vgg = ModelZoo.Create("vgg11");
         CollectionAssert.AreEqual(new[] { "features", "avgpool", "classifier" }, vgg.named_children().Select(c => c.name).ToArray());

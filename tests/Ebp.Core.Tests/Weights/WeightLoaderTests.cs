@@ -116,7 +116,7 @@ public sealed class WeightLoaderTests
             .Where(kv => !kv.Key.EndsWith("num_batches_tracked", StringComparison.Ordinal))
             .ToDictionary(kv => "net." + kv.Key, kv => kv.Value.to(ScalarType.Float64));
         var result = WeightLoader.LoadStateDict(model, sd, prefix: "net");
-        Assert.AreEqual(5, result.MissingKeys.Count); // five BatchNorm counters
+        Assert.AreEqual(4, result.MissingKeys.Count); // four BatchNorm counters
         Assert.IsTrue(result.MissingKeys.All(k => k.EndsWith(".num_batches_tracked", StringComparison.Ordinal)));
         AssertSameState(other, model);
         Assert.AreEqual(ScalarType.Float32, model.state_dict()["features.0.weight"].dtype);
@@ -188,6 +188,34 @@ public sealed class WeightLoaderTests
         long begin = input.GetProperty("data_offsets")[0].GetInt64();
         float first = BitConverter.ToSingle(bytes, (int)(8 + n + begin));
         Assert.AreEqual(first, t["input"].flatten()[0].item<float>());
+    }
+
+    private static byte[] HandWrittenSafetensors(string metadataJson)
+    {
+        // a: F32 [2, 2] = 1, 2, 3, 4; t: I64 [3] = 5, -6, 7
+        var data = new List<byte>();
+        foreach (var f in new[] { 1f, 2f, 3f, 4f }) data.AddRange(BitConverter.GetBytes(f));
+        foreach (var l in new[] { 5L, -6L, 7L }) data.AddRange(BitConverter.GetBytes(l));
+        string header = "{\"__metadata__\":" + metadataJson +
+            ",\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}" +
+            ",\"t\":{\"dtype\":\"I64\",\"shape\":[3],\"data_offsets\":[16,40]}}";
+        while (header.Length % 8 != 0) header += " ";
+        return [.. BitConverter.GetBytes((ulong)header.Length), .. Encoding.UTF8.GetBytes(header), .. data];
+    }
+
+    [TestMethod]
+    [DataRow("{\"case\":\"x\"}")]
+    [DataRow("{\"shape\":\"not a list\",\"dtype\":\"?\"}")]
+    public void HandWrittenSafetensorsReadsExactValues(string metadata)
+    {
+        string path = Path.Combine(_tempDir, "hand.safetensors");
+        File.WriteAllBytes(path, HandWrittenSafetensors(metadata));
+        using var t = WeightLoader.ReadSafetensors(path);
+        CollectionAssert.AreEqual(new[] { "a", "t" }, t.Keys.ToArray());
+        CollectionAssert.AreEqual(new long[] { 2, 2 }, t["a"].shape);
+        CollectionAssert.AreEqual(new[] { 1f, 2f, 3f, 4f }, t["a"].data<float>().ToArray());
+        Assert.AreEqual(ScalarType.Int64, t["t"].dtype);
+        CollectionAssert.AreEqual(new[] { 5L, -6L, 7L }, t["t"].data<long>().ToArray());
     }
 
     [TestMethod]

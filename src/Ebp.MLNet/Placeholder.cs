@@ -1,0 +1,1 @@
+namespace Ebp.MLNet; internal static class Placeholder {}

@@ -1,0 +1,118 @@
+using SkiaSharp;
+
+namespace Ebp.Visualization;
+
+/// <summary>Turns saliency maps (row-major float arrays) into colour images.</summary>
+public static class Heatmap
+{
+    // "jet"-like control points: dark blue → blue → cyan → yellow → red → dark red.
+    private static readonly (float T, byte R, byte G, byte B)[] Jet =
+    {
+        (0f, 0, 0, 128), (0.125f, 0, 0, 255), (0.375f, 0, 255, 255), (0.625f, 255, 255, 0), (0.875f, 255, 0, 0), (1f, 128, 0, 0),
+    };
+
+    /// <summary>Colour of a value in [0, 1] on the jet scale.</summary>
+    public static SKColor Color(float t)
+    {
+        if (float.IsNaN(t)) t = 0;
+        t = Math.Clamp(t, 0f, 1f);
+        for (int i = 1; i < Jet.Length; i++)
+        {
+            if (t > Jet[i].T) continue;
+            var (t0, r0, g0, b0) = Jet[i - 1];
+            var (t1, r1, g1, b1) = Jet[i];
+            float u = (t - t0) / (t1 - t0);
+            return new SKColor((byte)(r0 + u * (r1 - r0)), (byte)(g0 + u * (g1 - g0)), (byte)(b0 + u * (b1 - b0)));
+        }
+        return new SKColor(Jet[^1].R, Jet[^1].G, Jet[^1].B);
+    }
+
+    /// <summary>
+    /// Scales a map to [0, 1] by its maximum (negative values, present in plain-EBP ResNet maps and in
+    /// gradients, show as 0). An all-zero map stays all zero.
+    /// </summary>
+    public static float[] Normalise(ReadOnlySpan<float> map)
+    {
+        float max = 0;
+        foreach (var v in map) if (float.IsFinite(v) && v > max) max = v;
+        var result = new float[map.Length];
+        if (max <= 0) return result;
+        for (int i = 0; i < map.Length; i++) result[i] = float.IsFinite(map[i]) ? Math.Max(0, map[i] / max) : 0;
+        return result;
+    }
+
+    /// <summary>A colour image of a map of <paramref name="width"/>×<paramref name="height"/>, normalised by its maximum.</summary>
+    public static SKBitmap Render(ReadOnlySpan<float> map, int width, int height)
+    {
+        if (map.Length != width * height)
+            throw new ArgumentException($"A map of {map.Length} values cannot be {width}×{height}.", nameof(map));
+        var n = Normalise(map);
+        var bitmap = new SKBitmap(width, height, SKColorType.Rgba8888, SKAlphaType.Premul);
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+                bitmap.SetPixel(x, y, Color(n[y * width + x]));
+        return bitmap;
+    }
+
+    /// <summary>
+    /// The heatmap blended over an image of the same size: <c>alpha·heat + (1 − alpha)·image</c>, with the
+    /// heat's weight also scaled by the normalised saliency so that cold regions keep the image visible.
+    /// </summary>
+    public static SKBitmap Overlay(SKBitmap image, ReadOnlySpan<float> map, int mapWidth, int mapHeight, float alpha = 0.6f)
+    {
+        if (map.Length != mapWidth * mapHeight)
+            throw new ArgumentException($"A map of {map.Length} values cannot be {mapWidth}×{mapHeight}.", nameof(map));
+        var n = Normalise(map);
+        var result = new SKBitmap(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
+        for (int y = 0; y < image.Height; y++)
+        {
+            int my = Math.Min(mapHeight - 1, y * mapHeight / image.Height);
+            for (int x = 0; x < image.Width; x++)
+            {
+                int mx = Math.Min(mapWidth - 1, x * mapWidth / image.Width);
+                float s = n[my * mapWidth + mx];
+                var heat = Color(s);
+                var pixel = image.GetPixel(x, y);
+                float a = alpha * (0.35f + 0.65f * s);
+                result.SetPixel(x, y, new SKColor(
+                    (byte)(a * heat.Red + (1 - a) * pixel.Red),
+                    (byte)(a * heat.Green + (1 - a) * pixel.Green),
+                    (byte)(a * heat.Blue + (1 - a) * pixel.Blue)));
+            }
+        }
+        return result;
+    }
+
+    /// <summary>A greyscale image from values in [0, 1] (e.g. a one-channel input).</summary>
+    public static SKBitmap Grey(ReadOnlySpan<float> pixels, int width, int height)
+    {
+        if (pixels.Length != width * height)
+            throw new ArgumentException($"{pixels.Length} values cannot be {width}×{height}.", nameof(pixels));
+        var bitmap = new SKBitmap(width, height, SKColorType.Rgba8888, SKAlphaType.Premul);
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                byte v = (byte)Math.Round(255 * Math.Clamp(pixels[y * width + x], 0f, 1f));
+                bitmap.SetPixel(x, y, new SKColor(v, v, v));
+            }
+        return bitmap;
+    }
+
+    /// <summary>An RGB image from planar [3, H, W] values in [0, 1].</summary>
+    public static SKBitmap Rgb(ReadOnlySpan<float> planar, int width, int height)
+    {
+        int plane = width * height;
+        if (planar.Length != 3 * plane)
+            throw new ArgumentException($"{planar.Length} values cannot be 3×{height}×{width}.", nameof(planar));
+        var bitmap = new SKBitmap(width, height, SKColorType.Rgba8888, SKAlphaType.Premul);
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+            {
+                int i = y * width + x;
+                bitmap.SetPixel(x, y, new SKColor(ToByte(planar[i]), ToByte(planar[plane + i]), ToByte(planar[2 * plane + i])));
+            }
+        return bitmap;
+    }
+
+    private static byte ToByte(float v) => (byte)Math.Round(255 * Math.Clamp(float.IsNaN(v) ? 0 : v, 0f, 1f));
+}
