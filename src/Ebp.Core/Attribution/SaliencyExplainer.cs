@@ -36,6 +36,9 @@ public sealed class SaliencyExplainer
         Model = model ?? throw new ArgumentNullException(nameof(model));
     }
 
+    /// <summary>Test seam: called with each scope right after it is installed.</summary>
+    internal Action<RuleScope>? ScopeCreated { get; set; }
+
     /// <summary>The explained model.</summary>
     public nn.Module<Tensor, Tensor> Model { get; }
 
@@ -74,6 +77,7 @@ public sealed class SaliencyExplainer
         {
             using var scope = torch.NewDisposeScope();
             using var rules = new RuleScope(Model, config);
+            ScopeCreated?.Invoke(rules);
             return Run(rules, config, options, input, targets);
         }
     }
@@ -172,7 +176,7 @@ public sealed class SaliencyExplainer
 
     private static Tensor Grad(RuleScope rules, Tensor from, Tensor to, Tensor seed, bool retain)
     {
-        var g = torch.autograd.grad(new[] { from }, new[] { to }, new[] { seed }, retain_graph: retain, allow_unused: true)[0];
+        var g = SafeAutograd.Gradient(from, seed, to, retain);
         if (rules.Failure is { } failure) throw new EbpRuleException(failure.Layer, failure.Error);
         if (g is null || g.IsInvalid)
             throw new ArgumentException("The model output does not depend on the saliency layer's output; choose a layer on the path to the output.");

@@ -82,7 +82,8 @@ internal sealed class ExcitationNode
         var z = negate ? _negZ! : _z;
         using var scope = torch.NewDisposeScope();
         var s = g / (z + ExcitationRule.Epsilon);
-        var t = torch.autograd.grad(new[] { z }, new[] { leaf }, new[] { s }, retain_graph: true)[0];
+        var t = SafeAutograd.Gradient(z, s, leaf, retainGraph: true)
+            ?? throw new InvalidOperationException("the rule's Z = layer(x; W⁺) does not depend on the layer input.");
         return (_x * t).MoveToOuterDisposeScope();
     }
 }

@@ -247,12 +247,15 @@ internal sealed class RuleScope : IDisposable
         return result;
     }
 
+    /// <summary>Test seam: replaces the composite's choice of rule for some modules.</summary>
+    internal Func<nn.Module, ExcitationRule?>? RuleOverride { get; set; }
+
     private ExcitationRule RuleFor(nn.Module module)
     {
         lock (_rules)
         {
             if (!_rules.TryGetValue(module, out var rule))
-                _rules[module] = rule = ExcitationComposite.CreateExcitationRule(module, _ownedWeights);
+                _rules[module] = rule = RuleOverride?.Invoke(module) ?? ExcitationComposite.CreateExcitationRule(module, _ownedWeights);
             return rule;
         }
     }

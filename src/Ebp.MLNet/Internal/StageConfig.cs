@@ -1,0 +1,265 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Ebp.Composites;
+using Ebp.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ebp.MLNet.Internal;
+
+/// <summary>Where a stage's model architecture comes from.</summary>
+internal enum ModelSourceKind { Zoo, Spec, Factory, Module }
+
+/// <summary>
+/// The validated, serialisable settings of one saliency stage. <see cref="NumClasses"/>, <see cref="MapHeight"/> and
+/// <see cref="MapWidth"/> are known once <see cref="Resolve"/> has seen the model (or after loading).
+/// </summary>
+internal sealed record StageConfig
+{
+    public const int FormatVersion = 1;
+
+    public int Version { get; init; } = FormatVersion;
+    public string OutputColumn { get; init; } = "Saliency";
+    public string InputColumn { get; init; } = "Image";
+    public ModelSourceKind Source { get; init; }
+    public string? Architecture { get; init; }
+    public int ArchitectureClasses { get; init; } = 1000;
+    public string? ModelSpecJson { get; init; }
+    public SaliencyMethod Method { get; init; }
+    public string SaliencyLayer { get; init; } = "";
+    public string? ContrastLayer { get; init; }
+    public string? ClassifierLayer { get; init; }
+    public MapResolution Resolution { get; init; }
+    public ResizeMode ResizeMode { get; init; }
+    public double? SmoothingSigma { get; init; }
+    public int BatchSize { get; init; } = 8;
+    public string Device { get; init; } = "cpu";
+    public int ImageWidth { get; init; } = 224;
+    public int ImageHeight { get; init; } = 224;
+    public float[] Mean { get; init; } = [0f, 0f, 0f];
+    public float[] Std { get; init; } = [1f, 1f, 1f];
+    public ChannelOrder ChannelOrder { get; init; }
+    public float Scale { get; init; } = 1f / 255;
+    public SaliencyTargetKind Target { get; init; }
+    public int TargetClass { get; init; }
+    public string? LabelColumn { get; init; }
+    public string? PredictedColumn { get; init; }
+    public string? ScoresColumn { get; init; }
+    public string? OverlayColumn { get; init; }
+    public float OverlayAlpha { get; init; } = 0.5f;
+    public InvalidRowHandling InvalidRows { get; init; }
+
+    // Resolved from the model.
+    public int NumClasses { get; init; }
+    public int MapHeight { get; init; }
+    public int MapWidth { get; init; }
+
+    [JsonIgnore] public bool IsResolved => NumClasses > 0 && MapHeight > 0 && MapWidth > 0;
+    [JsonIgnore] public int PixelCount => 3 * ImageHeight * ImageWidth;
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter() },
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static StageConfig FromJson(string json)
+    {
+        var c = JsonSerializer.Deserialize<StageConfig>(json, Json)
+                ?? throw new InvalidDataException("The saliency stage settings are empty.");
+        if (c.Version != FormatVersion)
+            throw new InvalidDataException($"The saliency stage was saved with format version {c.Version}; this library reads version {FormatVersion}.");
+        if (!c.IsResolved)
+            throw new InvalidDataException("The saliency stage settings lack the model's class count or map size.");
+        return c;
+    }
+
+    /// <summary>Validates the options that do not need a model or schema and captures them.</summary>
+    public static StageConfig From(SaliencyEstimator.Options o)
+    {
+        const string p = "options";
+        if (string.IsNullOrWhiteSpace(o.OutputColumnName))
+            throw new ArgumentException("OutputColumnName must be a non-empty column name.", p);
+        string input = o.InputColumnName ?? "Image";
+        if (input.Length == 0) throw new ArgumentException("InputColumnName must not be empty (null means \"Image\").", p);
+
+        int sources = (o.Architecture is not null ? 1 : 0) + (o.ModelSpecJson is not null ? 1 : 0)
+                      + (o.ModelFactory is not null ? 1 : 0) + (o.Model is not null ? 1 : 0);
+        if (sources != 1)
+            throw new ArgumentException(
+                $"Set exactly one model source: Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model ({sources} are set).", p);
+        var source = o.Architecture is not null ? ModelSourceKind.Zoo
+            : o.ModelSpecJson is not null ? ModelSourceKind.Spec
+            : o.ModelFactory is not null ? ModelSourceKind.Factory : ModelSourceKind.Module;
+        if (source == ModelSourceKind.Zoo)
+        {
+            if (!ModelZoo.Names.Contains(o.Architecture!.Trim(), StringComparer.OrdinalIgnoreCase))
+                throw new ArgumentException($"Unknown architecture \"{o.Architecture}\". Valid names: {string.Join(", ", ModelZoo.Names)}.", p);
+            if (o.NumClasses <= 0) throw new ArgumentException($"NumClasses must be positive (got {o.NumClasses}).", p);
+        }
+        if (source == ModelSourceKind.Module && o.WeightsPath is not null)
+            throw new ArgumentException("WeightsPath cannot be combined with Model (an instance is used as is); load the weights into it first.", p);
+        if (o.WeightsPath is not null && o.WeightsPath.Length == 0)
+            throw new ArgumentException("WeightsPath must not be empty (null means: no weight file).", p);
+
+        if (o.SaliencyLayer is null) throw new ArgumentException("SaliencyLayer must not be null (\"\" is the input).", p);
+        if (o.Method == SaliencyMethod.ContrastiveExcitationBackprop && string.IsNullOrEmpty(o.ContrastLayer))
+            throw new ArgumentException("Contrastive Excitation Backprop needs ContrastLayer (e.g. 'classifier.4' for VGG16, 'avgpool' for ResNet).", p);
+        if (o.Method != SaliencyMethod.ContrastiveExcitationBackprop && (o.ContrastLayer is not null || o.ClassifierLayer is not null))
+            throw new ArgumentException("ContrastLayer and ClassifierLayer apply only to SaliencyMethod.ContrastiveExcitationBackprop.", p);
+        if (o.SmoothingSigma is { } s && !(s >= 0 && double.IsFinite(s)))
+            throw new ArgumentException($"SmoothingSigma must be a non-negative fraction of the map size (got {s}).", p);
+        if (o.BatchSize < 1) throw new ArgumentException($"BatchSize must be at least 1 (got {o.BatchSize}).", p);
+        if (string.IsNullOrWhiteSpace(o.Device)) throw new ArgumentException("Device must be a TorchSharp device string such as \"cpu\" or \"cuda\".", p);
+        if (o.ImageWidth < 1 || o.ImageHeight < 1)
+            throw new ArgumentException($"ImageWidth and ImageHeight must be positive (got {o.ImageWidth}×{o.ImageHeight}).", p);
+        if (o.Mean is not { Length: 3 } || o.Mean.Any(m => !float.IsFinite(m)))
+            throw new ArgumentException("Mean must hold three finite values, one per channel in model order.", p);
+        if (o.Std is not { Length: 3 } || o.Std.Any(v => !(v > 0) || !float.IsFinite(v)))
+            throw new ArgumentException("Std must hold three positive finite values, one per channel in model order.", p);
+        if (!(o.Scale > 0) || !float.IsFinite(o.Scale)) throw new ArgumentException($"Scale must be positive (got {o.Scale}).", p);
+        if (!(o.OverlayAlpha >= 0 && o.OverlayAlpha <= 1)) throw new ArgumentException($"OverlayAlpha must be in [0, 1] (got {o.OverlayAlpha}).", p);
+
+        switch (o.Target)
+        {
+            case SaliencyTargetKind.FixedClass when o.TargetClass < 0:
+                throw new ArgumentException($"TargetClass must be a 0-based class index (got {o.TargetClass}).", p);
+            case SaliencyTargetKind.LabelColumn when string.IsNullOrEmpty(o.LabelColumnName):
+                throw new ArgumentException("Target = LabelColumn needs LabelColumnName.", p);
+            case not SaliencyTargetKind.LabelColumn when o.LabelColumnName is not null:
+                throw new ArgumentException($"LabelColumnName is set but Target is {o.Target}; set Target = SaliencyTargetKind.LabelColumn to use it.", p);
+        }
+
+        var outputs = new[] { o.OutputColumnName, o.PredictedLabelColumnName, o.ScoresColumnName, o.OverlayColumnName }
+            .Where(n => n is not null).ToList();
+        if (outputs.Any(n => n!.Length == 0))
+            throw new ArgumentException("Output column names must not be empty (null omits an optional column).", p);
+        var dup = outputs.GroupBy(n => n).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new ArgumentException($"The output column name '{dup.Key}' is used twice.", p);
+
+        return new StageConfig
+        {
+            OutputColumn = o.OutputColumnName,
+            InputColumn = input,
+            Source = source,
+            Architecture = o.Architecture?.Trim(),
+            ArchitectureClasses = o.NumClasses,
+            ModelSpecJson = o.ModelSpecJson,
+            Method = o.Method,
+            SaliencyLayer = o.SaliencyLayer,
+            ContrastLayer = o.ContrastLayer,
+            ClassifierLayer = o.ClassifierLayer,
+            Resolution = o.Resolution,
+            ResizeMode = o.ResizeMode,
+            SmoothingSigma = o.SmoothingSigma,
+            BatchSize = o.BatchSize,
+            Device = o.Device,
+            ImageWidth = o.ImageWidth,
+            ImageHeight = o.ImageHeight,
+            Mean = (float[])o.Mean.Clone(),
+            Std = (float[])o.Std.Clone(),
+            ChannelOrder = o.ChannelOrder,
+            Scale = o.Scale,
+            Target = o.Target,
+            TargetClass = o.TargetClass,
+            LabelColumn = o.LabelColumnName,
+            PredictedColumn = o.PredictedLabelColumnName,
+            ScoresColumn = o.ScoresColumnName,
+            OverlayColumn = o.OverlayColumnName,
+            OverlayAlpha = o.OverlayAlpha,
+            InvalidRows = o.InvalidRows,
+        };
+    }
+
+    /// <summary>The engine options of one call.</summary>
+    public SaliencyOptions ToSaliencyOptions() => new()
+    {
+        Method = Method,
+        SaliencyLayer = SaliencyLayer,
+        ContrastLayer = ContrastLayer,
+        ClassifierLayer = ClassifierLayer,
+        Resize = Resolution == MapResolution.Input ? MapSize.Input : null,
+        ResizeMode = ResizeMode,
+        SmoothingSigma = SmoothingSigma,
+    };
+
+    /// <summary>
+    /// Checks the layer names (and the input channel count) against the model, as ML.NET schema errors.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An unknown layer name, or a model that does not take 3 channels.</exception>
+    public void CheckLayers(nn.Module model)
+    {
+        var modules = ModelInspection.NamedModules(model);
+        var names = modules.Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+        void Require(string? name, string what)
+        {
+            if (string.IsNullOrEmpty(name) || names.Contains(name)) return;
+            var close = names.Where(n => n.Contains(name, StringComparison.OrdinalIgnoreCase)
+                                         || name.Contains(n, StringComparison.OrdinalIgnoreCase)).Take(5).ToList();
+            throw new ArgumentOutOfRangeException("options",
+                $"Unknown {what} '{name}': the model has no module of that name. " +
+                (close.Count > 0 ? $"Did you mean {string.Join(", ", close.Select(c => $"'{c}'"))}? " : "") +
+                $"Layers are state_dict-style module names such as {string.Join(", ", modules.Take(4).Select(m => $"'{m.Name}'"))}; \"\" is the input.");
+        }
+        Require(SaliencyLayer, "saliency layer");
+        Require(ContrastLayer, "contrast layer");
+        Require(ClassifierLayer, "classifier layer");
+
+        var first = modules.FirstOrDefault(m => m.Module is Linear or Convolution).Module;
+        if (first is Conv2d conv && conv.in_channels != 3)
+            throw new ArgumentOutOfRangeException("options",
+                $"The model's first convolution takes {conv.in_channels} channels; the saliency stage feeds 3-channel images.");
+        if (first is Conv1d or Conv3d or Linear)
+            throw new ArgumentOutOfRangeException("options",
+                $"The model's first weighted layer is a {first.GetType().Name}; the saliency stage needs an image model whose first layer is a Conv2d.");
+    }
+
+    /// <summary>
+    /// Reads the class count and map size from the model: the class count from the last layer if it is a
+    /// <see cref="Linear"/>, otherwise (and for <see cref="MapResolution.Native"/>) by running the model once on a
+    /// constant image. Also checks the layer names.
+    /// </summary>
+    public StageConfig Resolve(nn.Module<Tensor, Tensor> model)
+    {
+        CheckLayers(model);
+        int classes = 0;
+        var last = ModelInspection.DefaultClassifierLayer(model);
+        var lastModule = last is null ? null : ModelInspection.NamedModules(model).First(m => m.Name == last).Module;
+        if (lastModule is Linear linear) classes = checked((int)linear.out_features);
+
+        int mapH = ImageHeight, mapW = ImageWidth;
+        if (classes == 0 || Resolution == MapResolution.Native)
+        {
+            using var scope = torch.NewDisposeScope();
+            var device = model.parameters().FirstOrDefault()?.device ?? torch.CPU;
+            var x = torch.full(new long[] { 1, 3, ImageHeight, ImageWidth }, 0.5f, device: device);
+            SaliencyResult result;
+            try
+            {
+                result = new SaliencyExplainer(model).Explain(x, SaliencyTarget.Class(0), ToSaliencyOptions());
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or UnsupportedLayerException or EbpRuleException)
+            {
+                throw new ArgumentException(
+                    $"The saliency configuration does not work with this model on {ImageWidth}×{ImageHeight} images: {e.Message}", "options", e);
+            }
+            using (result)
+            {
+                if (result.Scores.dim() != 2)
+                    throw new ArgumentException($"The model output has shape [{string.Join(", ", result.Scores.shape)}]; the saliency stage needs [batch, classes].", "options");
+                classes = (int)result.Scores.shape[1];
+                if (result.Map.dim() != 4)
+                    throw new ArgumentException($"The saliency map has shape [{string.Join(", ", result.Map.shape)}]; the saliency stage needs a 2-D map.", "options");
+                mapH = (int)result.Map.shape[2];
+                mapW = (int)result.Map.shape[3];
+            }
+        }
+        if (Target == SaliencyTargetKind.FixedClass && TargetClass >= classes)
+            throw new ArgumentOutOfRangeException("options", TargetClass, $"TargetClass {TargetClass} is out of range: the model has {classes} classes (0..{classes - 1}).");
+        return this with { NumClasses = classes, MapHeight = mapH, MapWidth = mapW };
+    }
+}

@@ -1,1 +1,0 @@
-namespace Ebp.MLNet; internal static class Placeholder {}

@@ -1,0 +1,250 @@
+using Ebp.MLNet.Internal;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ebp.MLNet;
+
+/// <summary>
+/// The ML.NET estimator of <see cref="SaliencyTransformer"/>: adds an Excitation Backprop saliency map column (and the
+/// model's predicted class and scores) to image rows. Create it with
+/// <c>mlContext.Transforms.ComputeSaliency(...)</c>.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Nothing is learned from the data: <see cref="Fit"/> checks the input schema (columns, types, vector size, layer
+/// names), builds the model and returns the transformer without reading a row.
+/// </para>
+/// <para>
+/// | Does this estimator need to look at the data to train its parameters? | No |
+/// | Input column data type | <c>MLImage</c> (from <c>LoadImages</c>/<c>ResizeImages</c>) or known-size vector of <see cref="float"/> of size 3·H·W |
+/// | Output column data type | <c>Vector&lt;Single, H, W&gt;</c> (saliency), <see cref="int"/> (predicted class), <c>Vector&lt;Single, classes&gt;</c> (scores), optional <c>MLImage</c> (overlay) |
+/// </para>
+/// </remarks>
+public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
+{
+    private readonly Options _options;
+    private readonly StageConfig _config;
+    private ModelPrototype? _prototype;
+    private readonly object _gate = new();
+
+    /// <summary>Creates the estimator. Prefer <c>mlContext.Transforms.ComputeSaliency(options)</c>.</summary>
+    /// <exception cref="ArgumentException">The options are inconsistent (the message names the option).</exception>
+    public SaliencyEstimator(Options options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Clone();
+        _config = StageConfig.From(_options);
+    }
+
+    /// <summary>
+    /// Checks <paramref name="input"/>'s schema, builds the model (architecture and weights) and returns the transformer.
+    /// Reads no row.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A column is missing or has the wrong type or size, or a layer name is
+    /// unknown (ML.NET's "Schema mismatch for input column 'X': expected …, got …" wording).</exception>
+    public SaliencyTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        // Columns first: cheap and independent of the model.
+        Binding.CheckColumns(input.Schema, _config, numClasses: null);
+
+        ModelPrototype? prototype;
+        lock (_gate)
+        {
+            prototype = _prototype;
+            _prototype = null; // hand the cached architecture to this transformer; a second Fit builds a new one
+        }
+        prototype ??= ModelPrototype.Build(_options);
+        ModelPool? pool = null;
+        try
+        {
+            pool = ModelPool.Create(prototype.Module, _options, prototype.Owned);
+            var resolved = _config.Resolve(pool.Primary, _options.ModelFactory is null && _options.Model is null);
+            Binding.CheckColumns(input.Schema, resolved, resolved.NumClasses);
+            return new SaliencyTransformer(resolved, pool);
+        }
+        catch
+        {
+            if (pool is not null) pool.Dispose();
+            else if (prototype.Owned) prototype.Module.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Schema propagation: checks the input columns and the layer names and returns the output shape. The first call
+    /// builds the model architecture (without weights) to read its layer names; <see cref="Fit"/> reuses it.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">As <see cref="Fit"/>.</exception>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        Binding.CheckShape(inputSchema, _config);
+        ModelPrototype prototype;
+        lock (_gate)
+        {
+            _prototype ??= ModelPrototype.Build(_options);
+            prototype = _prototype;
+        }
+        _config.CheckLayers(prototype.Module);
+        return Binding.OutputShape(inputSchema, _config);
+    }
+
+    /// <summary>Options of <see cref="SaliencyEstimator"/>. Every default is documented on its property.</summary>
+    /// <remarks>
+    /// <para><b>Model.</b> Set exactly one of <see cref="Architecture"/> (a <see cref="Models.ModelZoo"/> name),
+    /// <see cref="ModelSpecJson"/> (an Ebp model spec), <see cref="ModelFactory"/> or <see cref="Model"/>; add
+    /// <see cref="WeightsPath"/> for the first three. The model must take <c>[B, 3, H, W]</c> float32 input and return
+    /// <c>[B, classes]</c>.</para>
+    /// <para><b>Input.</b> An <c>MLImage</c> column is converted here: resized to <see cref="ImageWidth"/>×<see cref="ImageHeight"/>
+    /// if needed, split into planes in <see cref="ChannelOrder"/>, and each value becomes
+    /// <c>(byte · Scale − Mean[c]) / Std[c]</c>. A vector column must already hold planar pixels of size 3·H·W, as
+    /// <c>ExtractPixels(interleavePixelColors: false, scaleImage: 1f / 255, offsetImage: 0, orderOfExtraction: RGB)</c>
+    /// produces; only <c>(v − Mean[c]) / Std[c]</c> is applied to it. Excitation Backprop assumes non-negative
+    /// activations: inputs in [0, 1] (the defaults) are the natural choice; ImageNet mean/std normalisation works but
+    /// gives negative inputs to the first layer.</para>
+    /// <para><b>Device.</b> <see cref="Device"/> is a TorchSharp device string. <c>"cuda"</c> works only when the
+    /// application references a CUDA build of TorchSharp (<c>TorchSharp-cuda-linux</c> / <c>TorchSharp-cuda-windows</c>)
+    /// instead of <c>TorchSharp-cpu</c>; otherwise <see cref="Fit"/> throws.</para>
+    /// </remarks>
+    public sealed class Options
+    {
+        /// <summary>The saliency map column, <c>Vector&lt;Single, H, W&gt;</c>. Default <c>"Saliency"</c>.</summary>
+        public string OutputColumnName { get; set; } = "Saliency";
+
+        /// <summary>
+        /// The image column: <c>MLImage</c> or a known-size float vector of 3·<see cref="ImageHeight"/>·<see cref="ImageWidth"/>.
+        /// Default null, which means <c>"Image"</c> (unlike most ML.NET transforms, not the output column's name,
+        /// because the output is a map, not a transformed image).
+        /// </summary>
+        public string? InputColumnName { get; set; }
+
+        /// <summary>A <see cref="Models.ModelZoo"/> architecture name (<c>vgg16</c>, <c>resnet50</c>, …). Default null.</summary>
+        public string? Architecture { get; set; }
+
+        /// <summary>Number of classes of a <see cref="Architecture"/> model. Default 1000 (ImageNet).</summary>
+        public int NumClasses { get; set; } = 1000;
+
+        /// <summary>An Ebp model spec (<see cref="Models.ModelSpec.Build(string)"/>), e.g. a small VGG. Default null.</summary>
+        public string? ModelSpecJson { get; set; }
+
+        /// <summary>
+        /// Creates a new model instance (architecture; weights too, or from <see cref="WeightsPath"/>). Called once at
+        /// <see cref="Fit"/> and again for each additional concurrent cursor; additional instances get the first
+        /// instance's weights copied in, so a factory with random initialisation is fine. Default null.
+        /// </summary>
+        public Func<nn.Module<Tensor, Tensor>>? ModelFactory { get; set; }
+
+        /// <summary>
+        /// One model instance to use as is. It is shared by all cursors, whose calls are then serialised (one at a time),
+        /// and is not disposed by the transformer. Default null.
+        /// </summary>
+        public nn.Module<Tensor, Tensor>? Model { get; set; }
+
+        /// <summary>
+        /// A weight file (safetensors, PyTorch <c>.pth</c> state_dict or TorchSharp format) loaded into the model with
+        /// <see cref="Weights.WeightLoader.Load"/> (strict). Default null: the architecture's own initialisation.
+        /// </summary>
+        public string? WeightsPath { get; set; }
+
+        /// <summary>Key prefix of the weight file to strip (e.g. <c>"model."</c>). Default <c>""</c>.</summary>
+        public string WeightsPrefix { get; set; } = "";
+
+        /// <summary>
+        /// The method: <see cref="SaliencyMethod.ExcitationBackprop"/> (default), <see cref="SaliencyMethod.ContrastiveExcitationBackprop"/>
+        /// (needs <see cref="ContrastLayer"/>) or <see cref="SaliencyMethod.Gradient"/>. Ebp's own enum is used so that the stage
+        /// and <see cref="SaliencyExplainer"/> share one vocabulary.
+        /// </summary>
+        public SaliencyMethod Method { get; set; } = SaliencyMethod.ExcitationBackprop;
+
+        /// <summary>The module whose output receives the map (<c>features.16</c>, <c>layer2</c>); <c>""</c> = the input. Default <c>""</c>.</summary>
+        public string SaliencyLayer { get; set; } = "";
+
+        /// <summary>Contrastive EBP: the layer where the contrast signal is subtracted (<c>classifier.4</c> for VGG16). Default null.</summary>
+        public string? ContrastLayer { get; set; }
+
+        /// <summary>Contrastive EBP: the layer whose weights are negated. Default null = the last convolution/linear layer.</summary>
+        public string? ClassifierLayer { get; set; }
+
+        /// <summary>Map resolution: <see cref="MapResolution.Input"/> (default) or the saliency layer's native size.</summary>
+        public MapResolution Resolution { get; set; } = MapResolution.Input;
+
+        /// <summary>Interpolation when the map is resized to the input. Default bilinear.</summary>
+        public ResizeMode ResizeMode { get; set; } = ResizeMode.Bilinear;
+
+        /// <summary>Gaussian smoothing sigma as a fraction of the map's larger side; null or 0 = none (default).</summary>
+        public double? SmoothingSigma { get; set; }
+
+        /// <summary>Rows per forward/backward pass inside a cursor. Default 8. Results do not depend on it.</summary>
+        public int BatchSize { get; set; } = 8;
+
+        /// <summary>TorchSharp device: <c>"cpu"</c> (default), <c>"cuda"</c>, <c>"cuda:1"</c> (see the class remarks).</summary>
+        public string Device { get; set; } = "cpu";
+
+        /// <summary>Model input width in pixels. Default 224.</summary>
+        public int ImageWidth { get; set; } = 224;
+
+        /// <summary>Model input height in pixels. Default 224.</summary>
+        public int ImageHeight { get; set; } = 224;
+
+        /// <summary>Per-channel mean subtracted after scaling, in model channel order. Default [0, 0, 0].</summary>
+        public float[] Mean { get; set; } = [0f, 0f, 0f];
+
+        /// <summary>Per-channel standard deviation divided by, in model channel order. Default [1, 1, 1].</summary>
+        public float[] Std { get; set; } = [1f, 1f, 1f];
+
+        /// <summary>Plane order of the model input for <c>MLImage</c> columns. Default <see cref="MLNet.ChannelOrder.Rgb"/>.</summary>
+        public ChannelOrder ChannelOrder { get; set; } = ChannelOrder.Rgb;
+
+        /// <summary>
+        /// Factor applied to <c>MLImage</c> bytes (0–255) before Mean/Std. Default 1/255, matching <c>ExtractPixels(scaleImage: 1f / 255)</c>.
+        /// Also used to turn a vector input back into display pixels for the overlay.
+        /// </summary>
+        public float Scale { get; set; } = 1f / 255;
+
+        /// <summary>Target of the backward pass. Default <see cref="SaliencyTargetKind.Predicted"/> (top-1).</summary>
+        public SaliencyTargetKind Target { get; set; } = SaliencyTargetKind.Predicted;
+
+        /// <summary>The class (0-based) for <see cref="SaliencyTargetKind.FixedClass"/>. Default 0.</summary>
+        public int TargetClass { get; set; }
+
+        /// <summary>
+        /// The label column for <see cref="SaliencyTargetKind.LabelColumn"/>: a key type (value = class + 1; 0 is missing)
+        /// or an integer type (value = class; negative is missing). A missing or out-of-range label is an invalid row
+        /// (see <see cref="InvalidRows"/>). Default null.
+        /// </summary>
+        public string? LabelColumnName { get; set; }
+
+        /// <summary>
+        /// Column of the model's top-1 class, <see cref="int"/>, 0-based (the model's class index, not an ML.NET key;
+        /// −1 for a skipped row). Null omits it. Default <c>"PredictedLabel"</c>.
+        /// </summary>
+        public string? PredictedLabelColumnName { get; set; } = "PredictedLabel";
+
+        /// <summary>Column of the raw model outputs (logits, no softmax), <c>Vector&lt;Single, classes&gt;</c>. Null omits it. Default <c>"Scores"</c>.</summary>
+        public string? ScoresColumnName { get; set; } = "Scores";
+
+        /// <summary>
+        /// Optional column of <c>MLImage</c> heat maps (jet colours, map scaled to its maximum) blended over the input image
+        /// at the input resolution. Default null (none). Save with <see cref="SaliencyImages.SavePng"/>.
+        /// </summary>
+        public string? OverlayColumnName { get; set; }
+
+        /// <summary>Opacity of the heat map in the overlay, 0–1. Default 0.5.</summary>
+        public float OverlayAlpha { get; set; } = 0.5f;
+
+        /// <summary>Unreadable images, NaN/∞ pixels, missing labels. Default <see cref="InvalidRowHandling.Throw"/>.</summary>
+        public InvalidRowHandling InvalidRows { get; set; } = InvalidRowHandling.Throw;
+
+        /// <summary>A shallow copy (arrays copied; the factory and module are shared).</summary>
+        public Options Clone()
+        {
+            var copy = (Options)MemberwiseClone();
+            copy.Mean = (float[])(Mean?.Clone() ?? Array.Empty<float>());
+            copy.Std = (float[])(Std?.Clone() ?? Array.Empty<float>());
+            return copy;
+        }
+    }
+}

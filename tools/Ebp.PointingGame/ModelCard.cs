@@ -1,0 +1,145 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using Ebp.Models;
+using Ebp.Weights;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ebp.PointingGame;
+
+/// <summary>
+/// The JSON file stored next to a model's weights (e.g. <c>models/cluttered-mnist-vgg.json</c>): the architecture
+/// in the <see cref="ModelSpec"/> format, class names, input size and preprocessing, the layers to explain at,
+/// and how the weights were made and how well they do.
+/// </summary>
+public sealed class ModelCard
+{
+    [JsonPropertyName("name")] public string Name { get; set; } = "";
+    [JsonPropertyName("description")] public string? Description { get; set; }
+
+    /// <summary>Weight file, relative to the card's folder.</summary>
+    [JsonPropertyName("weights")] public string Weights { get; set; } = "";
+    [JsonPropertyName("weights_sha256")] public string? WeightsSha256 { get; set; }
+
+    /// <summary>Architecture spec, the <c>"model"</c> object of the reference cases (<see cref="ModelSpec.Build(JsonElement)"/>).</summary>
+    [JsonPropertyName("model")] public JsonObject Model { get; set; } = new();
+
+    [JsonPropertyName("class_names")] public List<string> ClassNames { get; set; } = new();
+    [JsonPropertyName("input")] public InputSpec Input { get; set; } = new();
+    [JsonPropertyName("preprocessing")] public string Preprocessing { get; set; } = "x = pixel / 255";
+    [JsonPropertyName("output")] public string Output { get; set; } = "";
+    [JsonPropertyName("saliency")] public SaliencySpec Saliency { get; set; } = new();
+    [JsonPropertyName("training")] public JsonObject? Training { get; set; }
+    [JsonPropertyName("evaluation")] public JsonObject? Evaluation { get; set; }
+
+    public sealed class InputSpec
+    {
+        [JsonPropertyName("channels")] public int Channels { get; set; } = 1;
+        [JsonPropertyName("height")] public int Height { get; set; }
+        [JsonPropertyName("width")] public int Width { get; set; }
+    }
+
+    /// <summary>Layer names for the saliency methods (state_dict-style module names).</summary>
+    public sealed class SaliencySpec
+    {
+        /// <summary>Where EBP and contrastive EBP maps are read (the output of this module).</summary>
+        [JsonPropertyName("saliency_layer")] public string SaliencyLayer { get; set; } = "";
+        /// <summary>Where contrastive EBP subtracts the contrast signal.</summary>
+        [JsonPropertyName("contrast_layer")] public string ContrastLayer { get; set; } = "";
+        /// <summary>The layer whose weights are negated for the contrast pass.</summary>
+        [JsonPropertyName("classifier_layer")] public string? ClassifierLayer { get; set; }
+        [JsonPropertyName("note")] public string? Note { get; set; }
+    }
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    /// <summary>Reads a card.</summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">The JSON is not a model card.</exception>
+    public static ModelCard Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Model card not found: '{path}'.", path);
+        ModelCard? card;
+        try
+        {
+            card = JsonSerializer.Deserialize<ModelCard>(File.ReadAllText(path), JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"'{path}' is not a valid model card: {e.Message}", e);
+        }
+        if (card is null || card.Model.Count == 0 || card.Weights.Length == 0 || card.ClassNames.Count == 0)
+            throw new InvalidDataException($"'{path}' is not a model card: it needs \"model\", \"weights\" and \"class_names\".");
+        return card;
+    }
+
+    public void Save(string path)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(path, JsonSerializer.Serialize(this, JsonOptions) + "\n");
+    }
+
+    /// <summary>Builds the architecture (eval mode, random weights).</summary>
+    public nn.Module<Tensor, Tensor> BuildModel() => ModelSpec.Build(Model.ToJsonString());
+
+    /// <summary>SHA-256 of a file, lower-case hex.</summary>
+    public static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+}
+
+/// <summary>A model card with its model, weights loaded strictly, in eval mode.</summary>
+public sealed class LoadedModel : IDisposable
+{
+    private LoadedModel(ModelCard card, nn.Module<Tensor, Tensor> model, string cardPath)
+    {
+        Card = card;
+        Model = model;
+        CardPath = cardPath;
+    }
+
+    public ModelCard Card { get; }
+    public nn.Module<Tensor, Tensor> Model { get; }
+    public string CardPath { get; }
+
+    public string WeightsPath => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(CardPath))!, Card.Weights);
+
+    /// <summary>Loads <paramref name="cardPath"/> and its weights (strict: every key must match).</summary>
+    public static LoadedModel Load(string cardPath, bool verifyChecksum = true)
+    {
+        var card = ModelCard.Load(cardPath);
+        var model = card.BuildModel();
+        var loaded = new LoadedModel(card, model, cardPath);
+        try
+        {
+            if (verifyChecksum && card.WeightsSha256 is { } expected)
+            {
+                var actual = ModelCard.Sha256(loaded.WeightsPath);
+                if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
+                    throw new InvalidDataException(
+                        $"'{loaded.WeightsPath}' has SHA-256 {actual}, but the card '{cardPath}' expects {expected}. " +
+                        "The weights and the card do not belong together (re-run the training command or restore the file).");
+            }
+            WeightLoader.Load(model, loaded.WeightsPath, strict: true);
+            model.eval();
+            return loaded;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => Model.Dispose();
+}
