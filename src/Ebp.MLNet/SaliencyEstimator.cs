@@ -61,7 +61,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         try
         {
             pool = ModelPool.Create(prototype.Module, _options, prototype.Owned);
-            var resolved = _config.Resolve(pool.Primary, _options.ModelFactory is null && _options.Model is null);
+            var resolved = _config.Resolve(pool.Primary);
             Binding.CheckColumns(input.Schema, resolved, resolved.NumClasses);
             return new SaliencyTransformer(resolved, pool);
         }

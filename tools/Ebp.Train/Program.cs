@@ -18,11 +18,12 @@ using static TorchSharp.torch;
 // steps and exit, nothing written).
 var culture = CultureInfo.InvariantCulture;
 string outPath = "models/cluttered-mnist-vgg.safetensors";
-int steps = 3000, batch = 64, threads = 2, testScenes = 2000, bench = 0;
+int steps = 3000, batch = 64, threads = 2, testScenes = 2000, bench = 0, logEvery = 100;
 double lr = 0.002;
 long seed = 1;
 ulong sceneSeed = 1;
 string? mnistDir = null;
+bool overfit = false;
 for (int i = 0; i < args.Length; i++)
 {
     string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -38,6 +39,8 @@ for (int i = 0; i < args.Length; i++)
         case "--threads": threads = int.Parse(Next(), culture); break;
         case "--mnist": mnistDir = Next(); break;
         case "--bench": bench = int.Parse(Next(), culture); break;
+        case "--log-every": logEvery = int.Parse(Next(), culture); break;
+        case "--overfit": overfit = true; break;
         case "-h" or "--help":
             Console.WriteLine("dotnet run -c Release --project tools/Ebp.Train -- [--out models/cluttered-mnist-vgg.safetensors] " +
                               "[--steps 3000] [--batch 64] [--lr 0.002] [--seed 1] [--scene-seed 1] [--test-scenes 2000] [--threads 2] [--mnist DIR] [--bench N]");
@@ -79,7 +82,7 @@ using var lossFunction = nn.BCEWithLogitsLoss();
 
 // Scenes of step s+1 are generated on a worker while step s trains; scene content depends only on (seed, index).
 Task<IReadOnlyList<ClutteredScene>> Prefetch(int step) =>
-    Task.Run(() => generator.Generate(batch, sceneSeed, (long)step * batch));
+    Task.Run(() => generator.Generate(batch, sceneSeed, overfit ? 0 : (long)step * batch));
 
 int totalSteps = bench > 0 ? bench : steps;
 int warmup = Math.Max(1, totalSteps / 100);
@@ -107,7 +110,7 @@ for (int step = 0; step < totalSteps; step++)
         runningCount++;
     }
 
-    if ((step + 1) % 100 == 0 || step + 1 == totalSteps)
+    if ((step + 1) % logEvery == 0 || step + 1 == totalSteps)
     {
         double elapsed = clock.Elapsed.TotalSeconds;
         Console.WriteLine($"step {step + 1,5}/{totalSteps}  loss {runningLoss / runningCount:F4}  lr {lr * factor:E2}  " +

@@ -26,6 +26,37 @@ public sealed class ReferenceVectorTests
         finally { outcome.Map?.Dispose(); }
     }
 
+    private static readonly string HeldOut = Path.Combine(AppContext.BaseDirectory, "TestData", "heldout");
+
+    public static IEnumerable<object[]> HeldOutCases()
+        => ConformanceCase.Load(Path.Combine(HeldOut, "cases.json")).Select(c => new object[] { c.Name });
+
+    /// <summary>Cases from tests/heldout: an independent float64 implementation, other seeds, shapes and layers.</summary>
+    [TestMethod]
+    [DynamicData(nameof(HeldOutCases))]
+    public void HeldOutCase_PassesItsCriterion(string name)
+    {
+        var c = ConformanceCase.Load(Path.Combine(HeldOut, "cases.json")).Single(k => k.Name == name);
+        var outcome = CaseRunner.Run(c, HeldOut);
+        try
+        {
+            Assert.IsTrue(outcome.HasExpected && outcome.Passed, $"{name}: {outcome.Error}");
+            Assert.IsTrue(outcome.RelativeError <= c.RtolOfMax);
+        }
+        finally { outcome.Map?.Dispose(); }
+    }
+
+    [TestMethod]
+    public void PublicVectors_AreByteIdenticalToTheirRecordedHashes()
+    {
+        // SHA-256 of the files as published in shared/reference; a changed byte fails here.
+        foreach (var (file, sha) in PublicHashes)
+        {
+            var actual = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(Folder, file))));
+            Assert.AreEqual(sha, actual, file);
+        }
+    }
+
     [TestMethod]
     public void AllSeventeenPublicCasesArePresent()
         => Assert.AreEqual(17, ConformanceCase.Load(Path.Combine(Folder, "cases.json")).Count);
@@ -44,4 +75,27 @@ public sealed class ReferenceVectorTests
                 Assert.AreEqual(1.0, map[b].sum().item<float>(), 0.04, $"{c.Name}[{b}]");
         }
     }
+
+    private static readonly (string File, string Sha256)[] PublicHashes =
+    {
+        ("README.md", "a5b28b13bcac2ac885d68f2d482c601d3afdb3d715f862ce2e864aec887df5c6"),
+        ("cases.json", "b25599969fb8cc285ff66b8ff903994f349a925c6fccbfa7afd0c530f6ad8886"),
+        ("resnet_basic_ebp_layer2.safetensors", "eacfa8ab093b97c4e71910a057b9ba26fabe86a66b4e1fcfa5dec981d3c19545"),
+        ("resnet_bottleneck_cebp_avgpool.safetensors", "519e44bfbb539cf852a8278fb8ebdd2fc5e13f54dfd98c38043cc309498ea6b9"),
+        ("resnet_bottleneck_ebp_layer3.safetensors", "9fe5e200a21df07f035e44812847ed9d488e439dc782bfebc9533618ff6e493e"),
+        ("seq_conv1d_ebp_input.safetensors", "b85393bddf05ca816b3a81e5999fda019d13523be663563642757a31ea4e2563"),
+        ("seq_conv2d_mixed_ebp_input.safetensors", "682c172a1582faade5bf3b8dc97eebcb0c06cd8ae7c3a2eab4f159f9d9c28755"),
+        ("seq_conv3d_ebp_relu.safetensors", "3a389fdc5311fb9d0c03dbef3559f1e6838ce515bb8f39e6b9d8042ff8463897"),
+        ("vgg_bn_cebp_explicit.safetensors", "769b419a7a2f11fa84db6df8e0186a90ff670c5ec2259a1c3094edc0720cc0ca"),
+        ("vgg_bn_ebp_mid.safetensors", "98abea3fc732d3521fd2974a48dd37936694532fcf2a5ea5d602210f7f011107"),
+        ("vgg_bn_ebp_resize_true.safetensors", "bf4f6db1b1fca417b13592172ddc0c2e16fd0505e71d45d674d397f758c9ee55"),
+        ("vgg_bn_ebp_resize_wh_bilinear.safetensors", "205805f689e5269ee186c200d5b859b05312f47c35d840eda27493ef8894e29e"),
+        ("vgg_bn_ebp_resize_wh_nearest.safetensors", "f178693e57ff0dcab82b30d66cf6729d3b72b24ab4171f6cc7b4349cc74b1c87"),
+        ("vgg_bn_ebp_target_gradient.safetensors", "b0bf50411175bbed42c712566c29912f437937abcbdbadea20a7b77ab37fb72d"),
+        ("vgg_bn_gradient_sum.safetensors", "6fb711ca53519e563762df335784431817c771b61832c846052090feaac74ec8"),
+        ("vgg_cebp_auto_batch2.safetensors", "17c16c809523ed2523e261d253e8e7b3a09c844ba0597eaad4393b8d076cf13b"),
+        ("vgg_ebp_batch2_conv.safetensors", "875eabdbf1fff3c7a5ded182077ea8986c8449a048f402d1beaa44fb44921e78"),
+        ("vgg_ebp_input.safetensors", "2c08c01032f83501bcbc37609b07b5a9cd8f1b71f66e0d1d5442517a584ff21b"),
+        ("vgg_ebp_relu_mid.safetensors", "78aefef7c7a29faeeb8e4627cda78cd7899b695f40a4ba069d7c914dfc4009c8"),
+    };
 }

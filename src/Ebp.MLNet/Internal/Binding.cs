@@ -1,0 +1,212 @@
+using System.Runtime.CompilerServices;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
+
+namespace Ebp.MLNet.Internal;
+
+/// <summary>How the label column encodes the class.</summary>
+internal enum LabelEncoding { None, Key, Integer }
+
+/// <summary>
+/// The stage bound to one input schema: the input columns it reads, the output schema, and the indices of the added
+/// columns. Creating it validates the schema with ML.NET's exception types and wording.
+/// </summary>
+internal sealed class Binding
+{
+    private Binding(DataViewSchema input, DataViewSchema output, StageConfig config, DataViewSchema.Column image,
+                    bool imageIsVector, DataViewSchema.Column? label, LabelEncoding labelEncoding)
+    {
+        Input = input;
+        Output = output;
+        Config = config;
+        Image = image;
+        ImageIsVector = imageIsVector;
+        Label = label;
+        LabelEncoding = labelEncoding;
+        int next = input.Count;
+        SaliencyIndex = next++;
+        PredictedIndex = config.PredictedColumn is null ? -1 : next++;
+        ScoresIndex = config.ScoresColumn is null ? -1 : next++;
+        OverlayIndex = config.OverlayColumn is null ? -1 : next++;
+    }
+
+    public DataViewSchema Input { get; }
+    public DataViewSchema Output { get; }
+    public StageConfig Config { get; }
+    public DataViewSchema.Column Image { get; }
+    public bool ImageIsVector { get; }
+    public DataViewSchema.Column? Label { get; }
+    public LabelEncoding LabelEncoding { get; }
+    public int SaliencyIndex { get; }
+    public int PredictedIndex { get; }
+    public int ScoresIndex { get; }
+    public int OverlayIndex { get; }
+
+    /// <summary>Whether an output column index is one of the stage's own columns.</summary>
+    public bool IsAdded(int outputIndex) => outputIndex >= Input.Count;
+
+    /// <summary>Validates <paramref name="input"/> against a resolved configuration and builds the output schema.</summary>
+    public static Binding Create(DataViewSchema input, StageConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var (image, isVector, label, encoding) = CheckColumns(input, config, config.NumClasses);
+        var b = new DataViewSchema.Builder();
+        b.AddColumns(input);
+        b.AddColumn(config.OutputColumn, new VectorDataViewType(NumberDataViewType.Single, config.MapHeight, config.MapWidth));
+        if (config.PredictedColumn is not null) b.AddColumn(config.PredictedColumn, NumberDataViewType.Int32);
+        if (config.ScoresColumn is not null) b.AddColumn(config.ScoresColumn, new VectorDataViewType(NumberDataViewType.Single, config.NumClasses));
+        if (config.OverlayColumn is not null) b.AddColumn(config.OverlayColumn, new ImageDataViewType(config.ImageHeight, config.ImageWidth));
+        return new Binding(input, b.ToSchema(), config, image, isVector, label, encoding);
+    }
+
+    private static string ExpectedImageType(StageConfig c) =>
+        $"Image or Vector<Single, 3, {c.ImageHeight}, {c.ImageWidth}> (planar pixels, size {c.PixelCount})";
+
+    private const string ExpectedLabelType = "Key or an integer type (Int32, Int64, UInt32, …)";
+
+    /// <summary>Checks the image and label columns of a full schema.</summary>
+    /// <param name="input">The input schema.</param>
+    /// <param name="config">The stage settings.</param>
+    /// <param name="numClasses">The model's class count if known (checks a key label's cardinality).</param>
+    public static (DataViewSchema.Column Image, bool IsVector, DataViewSchema.Column? Label, LabelEncoding Encoding)
+        CheckColumns(DataViewSchema input, StageConfig config, int? numClasses)
+    {
+        var image = input.GetColumnOrNull(config.InputColumn)
+                    ?? throw SchemaMismatch("input", config.InputColumn);
+        bool isVector;
+        switch (image.Type)
+        {
+            case ImageDataViewType:
+                isVector = false;
+                break;
+            case VectorDataViewType v when v.ItemType == NumberDataViewType.Single && v.IsKnownSize && v.Size == config.PixelCount
+                                           && (v.Dimensions.Length == 1 || v.Dimensions.SequenceEqual(new[] { 3, config.ImageHeight, config.ImageWidth })):
+                isVector = true;
+                break;
+            default:
+                throw SchemaMismatch("input", config.InputColumn, ExpectedImageType(config), image.Type.ToString()!);
+        }
+
+        DataViewSchema.Column? label = null;
+        var encoding = LabelEncoding.None;
+        if (config.Target == SaliencyTargetKind.LabelColumn)
+        {
+            var l = input.GetColumnOrNull(config.LabelColumn!) ?? throw SchemaMismatch("label", config.LabelColumn!);
+            if (l.Type is KeyDataViewType key)
+            {
+                if (numClasses is > 0 && key.Count > (ulong)numClasses)
+                    throw SchemaMismatch("label", config.LabelColumn!, $"Key with at most {numClasses} values (one per model class)", l.Type.ToString()!);
+                encoding = LabelEncoding.Key;
+            }
+            else if (IsInteger(l.Type.RawType))
+            {
+                encoding = LabelEncoding.Integer;
+            }
+            else
+            {
+                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType, l.Type.ToString()!);
+            }
+            label = l;
+        }
+        return (image, isVector, label, encoding);
+    }
+
+    /// <summary>Checks the image and label columns of a schema shape (estimator schema propagation).</summary>
+    public static void CheckShape(SchemaShape input, StageConfig config)
+    {
+        var image = Find(input, config.InputColumn) ?? throw SchemaMismatch("input", config.InputColumn);
+        bool ok = (image.Kind == SchemaShape.Column.VectorKind.Scalar && image.ItemType is ImageDataViewType)
+                  || (image.Kind == SchemaShape.Column.VectorKind.Vector && !image.IsKey && image.ItemType == NumberDataViewType.Single);
+        if (!ok) throw SchemaMismatch("input", config.InputColumn, ExpectedImageType(config), TypeString(image));
+
+        if (config.Target == SaliencyTargetKind.LabelColumn)
+        {
+            var label = Find(input, config.LabelColumn!) ?? throw SchemaMismatch("label", config.LabelColumn!);
+            if (label.Kind != SchemaShape.Column.VectorKind.Scalar || !(label.IsKey || IsInteger(label.ItemType.RawType)))
+                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType, TypeString(label));
+        }
+    }
+
+    /// <summary>The estimator's output shape: the input columns plus the stage's columns.</summary>
+    public static SchemaShape OutputShape(SchemaShape input, StageConfig config)
+    {
+        var columns = input.ToDictionary(c => c.Name);
+        columns[config.OutputColumn] = ShapeColumn(config.OutputColumn, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
+        if (config.PredictedColumn is not null)
+            columns[config.PredictedColumn] = ShapeColumn(config.PredictedColumn, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Int32);
+        if (config.ScoresColumn is not null)
+            columns[config.ScoresColumn] = ShapeColumn(config.ScoresColumn, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
+        if (config.OverlayColumn is not null)
+            columns[config.OverlayColumn] = ShapeColumn(config.OverlayColumn, SchemaShape.Column.VectorKind.Scalar,
+                                                        new ImageDataViewType(config.ImageHeight, config.ImageWidth));
+        return new SchemaShape(columns.Values);
+    }
+
+    /// <summary>The input columns needed to produce the given output columns.</summary>
+    public IEnumerable<DataViewSchema.Column> Dependencies(IEnumerable<DataViewSchema.Column> outputColumns)
+    {
+        var result = new SortedDictionary<int, DataViewSchema.Column>();
+        foreach (var c in outputColumns)
+        {
+            if (IsAdded(c.Index))
+            {
+                result[Image.Index] = Image;
+                if (Label is { } l) result[l.Index] = l;
+            }
+            else
+            {
+                result[c.Index] = Input[c.Index];
+            }
+        }
+        return result.Values;
+    }
+
+    private static SchemaShape.Column? Find(SchemaShape shape, string name)
+    {
+        foreach (var c in shape)
+            if (c.Name == name) return c;
+        return null;
+    }
+
+    /// <summary>
+    /// Builds a <see cref="SchemaShape.Column"/>. ML.NET keeps its constructor internal (dotnet/machinelearning#3243), so
+    /// the public read-only fields of a default value are filled in place; the fields are the documented public
+    /// surface, checked at compile time.
+    /// </summary>
+    private static SchemaShape.Column ShapeColumn(string name, SchemaShape.Column.VectorKind kind, DataViewType itemType)
+    {
+        var column = default(SchemaShape.Column);
+        Unsafe.AsRef(in column.Name) = name;
+        Unsafe.AsRef(in column.Kind) = kind;
+        Unsafe.AsRef(in column.ItemType) = itemType;
+        Unsafe.AsRef(in column.IsKey) = false;
+        Unsafe.AsRef(in column.Annotations) = new SchemaShape(Array.Empty<SchemaShape.Column>());
+        return column;
+    }
+
+    /// <summary>A shape column's type the way ML.NET prints it (<c>Vector&lt;Single&gt;</c>, <c>Key&lt;UInt32&gt;</c>).</summary>
+    private static string TypeString(SchemaShape.Column c)
+    {
+        string result = c.ItemType?.ToString() ?? "?";
+        if (c.IsKey) result = $"Key<{result}>";
+        return c.Kind switch
+        {
+            SchemaShape.Column.VectorKind.Vector => $"Vector<{result}>",
+            SchemaShape.Column.VectorKind.VariableVector => $"VarVector<{result}>",
+            _ => result,
+        };
+    }
+
+    internal static bool IsInteger(Type t) =>
+        t == typeof(sbyte) || t == typeof(byte) || t == typeof(short) || t == typeof(ushort)
+        || t == typeof(int) || t == typeof(uint) || t == typeof(long) || t == typeof(ulong);
+
+    /// <summary>ML.NET's "Could not find {role} column 'X'" (an <see cref="ArgumentOutOfRangeException"/>).</summary>
+    public static ArgumentOutOfRangeException SchemaMismatch(string role, string column) =>
+        new("inputSchema", $"Could not find {role} column '{column}'");
+
+    /// <summary>ML.NET's "Schema mismatch for {role} column 'X': expected …, got …".</summary>
+    public static ArgumentOutOfRangeException SchemaMismatch(string role, string column, string expected, string actual) =>
+        new("inputSchema", $"Schema mismatch for {role} column '{column}': expected {expected}, got {actual}");
+}

@@ -1,0 +1,116 @@
+using Ebp;
+using Ebp.MLNet;
+using TorchSharp;
+using static TorchSharp.torch;
+
+// ML.NET's convention: extension catalogs (ImageEstimatorsCatalog, OnnxCatalog, …) live in the Microsoft.ML namespace,
+// so `using Microsoft.ML;` is enough to find mlContext.Transforms.ComputeSaliency.
+namespace Microsoft.ML;
+
+/// <summary>
+/// <c>mlContext.Transforms.ComputeSaliency(...)</c>: Excitation Backprop saliency maps as an ML.NET transform
+/// (see <see cref="SaliencyEstimator"/>).
+/// </summary>
+public static class SaliencyCatalog
+{
+    /// <summary>
+    /// Adds a saliency map column computed with a <see cref="Ebp.Models.ModelZoo"/> architecture and a weight file.
+    /// </summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="outputColumnName">The saliency column, <c>Vector&lt;Single, H, W&gt;</c>.</param>
+    /// <param name="inputColumnName">The image column (<c>MLImage</c>, or planar float pixels of size 3·H·W). Null means <c>"Image"</c>.</param>
+    /// <param name="architecture">A <see cref="Ebp.Models.ModelZoo"/> name: <c>vgg16</c>, <c>resnet50</c>, …</param>
+    /// <param name="weightsPath">The weight file (safetensors, <c>.pth</c> state_dict or TorchSharp format); null keeps random weights.</param>
+    /// <param name="saliencyLayer">Module whose output receives the map (<c>features.16</c>, <c>layer2</c>); <c>""</c> = the input.</param>
+    /// <param name="method">Excitation Backprop (default) or contrastive EBP (then give <paramref name="contrastLayer"/>).</param>
+    /// <param name="contrastLayer">Contrastive EBP only: e.g. <c>classifier.4</c> for VGG16, <c>avgpool</c> for ResNet.</param>
+    /// <param name="imageWidth">Model input width.</param>
+    /// <param name="imageHeight">Model input height.</param>
+    /// <param name="numClasses">The architecture's number of classes.</param>
+    /// <param name="batchSize">Rows per forward/backward pass.</param>
+    /// <remarks>Other settings (normalisation, target, output columns, device, overlay) take the
+    /// <see cref="SaliencyEstimator.Options"/> defaults; use the <see cref="ComputeSaliency(TransformsCatalog, SaliencyEstimator.Options)"/>
+    /// overload to change them.</remarks>
+    public static SaliencyEstimator ComputeSaliency(this TransformsCatalog catalog,
+        string outputColumnName = "Saliency",
+        string? inputColumnName = null,
+        string? architecture = null,
+        string? weightsPath = null,
+        string saliencyLayer = "",
+        SaliencyMethod method = SaliencyMethod.ExcitationBackprop,
+        string? contrastLayer = null,
+        int imageWidth = 224,
+        int imageHeight = 224,
+        int numClasses = 1000,
+        int batchSize = 8)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        if (architecture is null)
+            throw new ArgumentException(
+                "Name the model: architecture = a ModelZoo name (e.g. \"vgg16\") with weightsPath, or use the overload taking a model factory or SaliencyEstimator.Options.",
+                nameof(architecture));
+        return new SaliencyEstimator(new SaliencyEstimator.Options
+        {
+            OutputColumnName = outputColumnName,
+            InputColumnName = inputColumnName,
+            Architecture = architecture,
+            WeightsPath = weightsPath,
+            NumClasses = numClasses,
+            SaliencyLayer = saliencyLayer,
+            Method = method,
+            ContrastLayer = contrastLayer,
+            ImageWidth = imageWidth,
+            ImageHeight = imageHeight,
+            BatchSize = batchSize,
+        });
+    }
+
+    /// <summary>Adds a saliency map column computed with models made by <paramref name="modelFactory"/>.</summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="modelFactory">Creates a model instance with its weights (called again for each extra concurrent cursor;
+    /// extra instances get the first instance's weights).</param>
+    /// <param name="outputColumnName">The saliency column.</param>
+    /// <param name="inputColumnName">The image column; null means <c>"Image"</c>.</param>
+    /// <param name="saliencyLayer">Module whose output receives the map; <c>""</c> = the input.</param>
+    /// <param name="method">The saliency method.</param>
+    /// <param name="contrastLayer">Contrastive EBP only: the contrast layer.</param>
+    /// <param name="imageWidth">Model input width.</param>
+    /// <param name="imageHeight">Model input height.</param>
+    /// <param name="batchSize">Rows per forward/backward pass.</param>
+    public static SaliencyEstimator ComputeSaliency(this TransformsCatalog catalog,
+        Func<nn.Module<Tensor, Tensor>> modelFactory,
+        string outputColumnName = "Saliency",
+        string? inputColumnName = null,
+        string saliencyLayer = "",
+        SaliencyMethod method = SaliencyMethod.ExcitationBackprop,
+        string? contrastLayer = null,
+        int imageWidth = 224,
+        int imageHeight = 224,
+        int batchSize = 8)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(modelFactory);
+        return new SaliencyEstimator(new SaliencyEstimator.Options
+        {
+            OutputColumnName = outputColumnName,
+            InputColumnName = inputColumnName,
+            ModelFactory = modelFactory,
+            SaliencyLayer = saliencyLayer,
+            Method = method,
+            ContrastLayer = contrastLayer,
+            ImageWidth = imageWidth,
+            ImageHeight = imageHeight,
+            BatchSize = batchSize,
+        });
+    }
+
+    /// <summary>Adds saliency columns as configured by <paramref name="options"/> (all settings, documented defaults).</summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="options">The settings; copied, so later changes do not affect the estimator.</param>
+    public static SaliencyEstimator ComputeSaliency(this TransformsCatalog catalog, SaliencyEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new SaliencyEstimator(options);
+    }
+}

@@ -1,0 +1,172 @@
+using System.Runtime.InteropServices;
+using Microsoft.ML.Data;
+using SkiaSharp;
+
+namespace Ebp.MLNet;
+
+/// <summary>
+/// Heat maps, overlays and PNG files for saliency maps (row-major <c>[height, width]</c> floats, as in the saliency
+/// column). Uses SkiaSharp, the image library of ML.NET's <c>MLImage</c>.
+/// </summary>
+public static class SaliencyImages
+{
+    /// <summary>
+    /// The colour of a normalised value in [0, 1] on the "jet" scale (blue → cyan → yellow → red).
+    /// </summary>
+    public static (byte R, byte G, byte B) Jet(float t)
+    {
+        t = float.IsFinite(t) ? Math.Clamp(t, 0f, 1f) : 0f;
+        static byte C(float v) => (byte)MathF.Round(255f * Math.Clamp(v, 0f, 1f));
+        return (C(1.5f - MathF.Abs(4f * t - 3f)), C(1.5f - MathF.Abs(4f * t - 2f)), C(1.5f - MathF.Abs(4f * t - 1f)));
+    }
+
+    /// <summary>
+    /// The map scaled to [0, 1] by its maximum: negative values and NaN become 0, and an all-zero (or all-negative)
+    /// map stays 0.
+    /// </summary>
+    public static float[] Normalise(ReadOnlySpan<float> map)
+    {
+        float max = 0f;
+        foreach (var v in map) if (v > max && float.IsFinite(v)) max = v;
+        var result = new float[map.Length];
+        if (max <= 0f) return result;
+        for (int i = 0; i < map.Length; i++)
+            result[i] = map[i] > 0f && float.IsFinite(map[i]) ? map[i] / max : 0f;
+        return result;
+    }
+
+    /// <summary>The position of the map's maximum (first in row-major order); (−1, −1) if the map has no finite value.</summary>
+    public static (int X, int Y) Peak(ReadOnlySpan<float> map, int width, int height)
+    {
+        CheckSize(map, width, height);
+        int best = -1;
+        float bestValue = float.NegativeInfinity;
+        for (int i = 0; i < map.Length; i++)
+            if (float.IsFinite(map[i]) && (best < 0 || map[i] > bestValue)) { best = i; bestValue = map[i]; }
+        return best < 0 ? (-1, -1) : (best % width, best / width);
+    }
+
+    /// <summary>A heat map image of <paramref name="map"/> (normalised to its maximum, jet colours).</summary>
+    public static MLImage CreateHeatmap(ReadOnlySpan<float> map, int width, int height)
+    {
+        CheckSize(map, width, height);
+        var norm = Normalise(map);
+        var rgba = new byte[width * height * 4];
+        for (int i = 0; i < norm.Length; i++)
+        {
+            var (r, g, b) = Jet(norm[i]);
+            rgba[i * 4] = r; rgba[i * 4 + 1] = g; rgba[i * 4 + 2] = b; rgba[i * 4 + 3] = 255;
+        }
+        return MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, rgba);
+    }
+
+    /// <summary>
+    /// The heat map of <paramref name="map"/> blended over <paramref name="image"/> with opacity <paramref name="alpha"/>.
+    /// The map is resized (bilinear) to the image's size if needed.
+    /// </summary>
+    public static MLImage CreateOverlay(MLImage image, ReadOnlySpan<float> map, int mapWidth, int mapHeight, float alpha = 0.5f)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        CheckSize(map, mapWidth, mapHeight);
+        int w = image.Width, h = image.Height;
+        var rgb = ToRgb(image);
+        var resized = mapWidth == w && mapHeight == h ? map.ToArray() : ResizeBilinear(map, mapWidth, mapHeight, w, h);
+        return Blend(rgb, resized, w, h, alpha);
+    }
+
+    /// <summary>Writes <paramref name="image"/> as a PNG file (creating the folder if needed).</summary>
+    public static void SavePng(MLImage image, string path)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var colorType = image.PixelFormat switch
+        {
+            MLPixelFormat.Bgra32 => SKColorType.Bgra8888,
+            MLPixelFormat.Rgba32 => SKColorType.Rgba8888,
+            _ => throw new ArgumentException($"Unsupported MLImage pixel format {image.PixelFormat}.", nameof(image)),
+        };
+        var info = new SKImageInfo(image.Width, image.Height, colorType, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        var pixels = image.Pixels;
+        if (pixels.Length < info.BytesSize)
+            throw new ArgumentException($"The image has {pixels.Length} bytes of pixels; {image.Width}×{image.Height} needs {info.BytesSize}.", nameof(image));
+        Marshal.Copy(pixels[..info.BytesSize].ToArray(), 0, bitmap.GetPixels(), info.BytesSize);
+        using var encoded = bitmap.Encode(SKEncodedImageFormat.Png, 100)
+                            ?? throw new InvalidOperationException($"SkiaSharp could not encode a PNG for '{path}'.");
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        using var file = File.Create(path);
+        encoded.SaveTo(file);
+    }
+
+    /// <summary>Writes the heat map of <paramref name="map"/> as a PNG file.</summary>
+    public static void SaveHeatmapPng(ReadOnlySpan<float> map, int width, int height, string path)
+    {
+        using var image = CreateHeatmap(map, width, height);
+        SavePng(image, path);
+    }
+
+    internal static MLImage Blend(byte[] rgb, ReadOnlySpan<float> map, int width, int height, float alpha)
+    {
+        var norm = Normalise(map);
+        var rgba = new byte[width * height * 4];
+        float keep = 1f - alpha;
+        for (int i = 0; i < norm.Length; i++)
+        {
+            var (r, g, b) = Jet(norm[i]);
+            rgba[i * 4] = (byte)MathF.Round(keep * rgb[i * 3] + alpha * r);
+            rgba[i * 4 + 1] = (byte)MathF.Round(keep * rgb[i * 3 + 1] + alpha * g);
+            rgba[i * 4 + 2] = (byte)MathF.Round(keep * rgb[i * 3 + 2] + alpha * b);
+            rgba[i * 4 + 3] = 255;
+        }
+        return MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, rgba);
+    }
+
+    private static byte[] ToRgb(MLImage image)
+    {
+        var (r, g, b) = image.PixelFormat switch
+        {
+            MLPixelFormat.Bgra32 => (2, 1, 0),
+            MLPixelFormat.Rgba32 => (0, 1, 2),
+            _ => throw new ArgumentException($"Unsupported MLImage pixel format {image.PixelFormat}.", nameof(image)),
+        };
+        var px = image.Pixels;
+        int n = image.Width * image.Height;
+        var rgb = new byte[n * 3];
+        for (int i = 0; i < n; i++)
+        {
+            rgb[i * 3] = px[i * 4 + r];
+            rgb[i * 3 + 1] = px[i * 4 + g];
+            rgb[i * 3 + 2] = px[i * 4 + b];
+        }
+        return rgb;
+    }
+
+    /// <summary>Bilinear resize with half-pixel centres (PyTorch's <c>align_corners=False</c>).</summary>
+    internal static float[] ResizeBilinear(ReadOnlySpan<float> src, int sw, int sh, int dw, int dh)
+    {
+        var dst = new float[dw * dh];
+        for (int y = 0; y < dh; y++)
+        {
+            float fy = Math.Max(0f, (y + 0.5f) * sh / dh - 0.5f);
+            int y0 = Math.Min((int)fy, sh - 1), y1 = Math.Min(y0 + 1, sh - 1);
+            float wy = fy - y0;
+            for (int x = 0; x < dw; x++)
+            {
+                float fx = Math.Max(0f, (x + 0.5f) * sw / dw - 0.5f);
+                int x0 = Math.Min((int)fx, sw - 1), x1 = Math.Min(x0 + 1, sw - 1);
+                float wx = fx - x0;
+                float top = src[y0 * sw + x0] * (1 - wx) + src[y0 * sw + x1] * wx;
+                float bottom = src[y1 * sw + x0] * (1 - wx) + src[y1 * sw + x1] * wx;
+                dst[y * dw + x] = top * (1 - wy) + bottom * wy;
+            }
+        }
+        return dst;
+    }
+
+    private static void CheckSize(ReadOnlySpan<float> map, int width, int height)
+    {
+        if (width <= 0 || height <= 0 || map.Length != width * height)
+            throw new ArgumentException($"A {width}×{height} map needs {(long)Math.Max(width, 0) * Math.Max(height, 0)} values; got {map.Length}.", nameof(map));
+    }
+}

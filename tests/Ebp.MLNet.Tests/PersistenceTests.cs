@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using Ebp.Models;
+using Ebp.MLNet;
+using Microsoft.ML;
+
+namespace Ebp.MLNet.Tests;
+
+/// <summary>SaliencyModel.Save/Load, in this process and in a fresh one.</summary>
+[TestClass]
+public sealed class PersistenceTests
+{
+    private static string NewPath(string name) => Path.Combine(TestData.TempDir, Guid.NewGuid().ToString("N")[..8] + "-" + name);
+
+    [TestMethod]
+    public void SavedPipelineGivesTheSameMapsInAFreshProcess()
+    {
+        var ml = new MLContext(seed: 1);
+        // Fit from a weight file that is deleted before loading: the weights must be inside the saved file.
+        var weights = NewPath("weights.safetensors");
+        File.Copy(TestData.WeightsPath, weights);
+        var options = TestData.Options("Pixels", 3);
+        options.WeightsPath = weights;
+        var images = TestData.ImageNames.Select(n => Path.Combine(TestData.Folder, n)).ToArray();
+        var data = ml.Data.LoadFromEnumerable(images.Select(p => new ImageRow { Path = p }));
+        // LoadImages with an empty folder: the rows hold absolute paths.
+        var pipeline = ml.Transforms.LoadImages("Image", "", nameof(ImageRow.Path))
+            .Append(ml.Transforms.ResizeImages("Image", TestData.Size, TestData.Size))
+            .Append(ml.Transforms.ExtractPixels("Pixels", "Image", interleavePixelColors: false, scaleImage: 1f / 255))
+            .Append(ml.Transforms.ComputeSaliency(options));
+        var modelPath = NewPath("pipeline.zip");
+        List<SaliencyRow> expected;
+        using (var model = pipeline.Fit(data))
+        {
+            expected = TestData.Read(ml, model.Transform(data));
+            SaliencyModel.Save(ml, model, data.Schema, modelPath);
+        }
+        File.Delete(weights);
+
+        var output = NewPath("maps.bin");
+        var dll = typeof(Program).Assembly.Location;
+        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (string.IsNullOrEmpty(host) || !File.Exists(host)) host = "dotnet";
+        var start = new ProcessStartInfo(host) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { dll, "apply-saved", modelPath, output }.Concat(images)) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromSeconds(120)))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail("The helper process did not finish in 120 s.");
+        }
+        Assert.AreEqual(0, process.ExitCode, $"helper failed:\n{stdout.Result}\n{stderr.Result}");
+
+        using var reader = new BinaryReader(File.OpenRead(output));
+        Assert.AreEqual(expected.Count, reader.ReadInt32());
+        foreach (var row in expected)
+        {
+            Assert.AreEqual(row.PredictedLabel, reader.ReadInt32());
+            var map = new float[reader.ReadInt32()];
+            for (int i = 0; i < map.Length; i++) map[i] = reader.ReadSingle();
+            TestData.AssertClose(row.Saliency, map, 1e-6, row.Path);
+        }
+    }
+
+    [TestMethod]
+    public void MLNetSaveGivesAClearError()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TestData.Rows());
+        using var model = TestData.ImagePipeline(ml).Append(ml.Transforms.ComputeSaliency(TestData.Options())).Fit(data);
+        using var stream = new MemoryStream();
+        var e = Assert.ThrowsExactly<NotSupportedException>(() => ml.Model.Save(model, data.Schema, stream));
+        Assert.Contains("SaliencyModel.Save", e.Message);
+    }
+
+    [TestMethod]
+    public void BareTransformerAndFactoryStages()
+    {
+        var ml = new MLContext(seed: 1);
+        var pixels = ml.Data.CreateEnumerable<PixelRow>(TestData.PixelPipeline(ml).Fit(ml.Data.LoadFromEnumerable(TestData.Rows())).Transform(ml.Data.LoadFromEnumerable(TestData.Rows())), false).ToList();
+        var data = ml.Data.LoadFromEnumerable(pixels);
+
+        // A stage built from a factory: its architecture is code, so Load needs the factory again.
+        var options = TestData.Options("Pixels");
+        options.ModelSpecJson = null;
+        options.WeightsPath = null;
+        options.ModelFactory = TestData.CreateModel;
+        var path = NewPath("bare.zip");
+        List<SaliencyRow> expected;
+        using (var stage = ml.Transforms.ComputeSaliency(options).Fit(data))
+        {
+            expected = TestData.Read(ml, stage.Transform(data));
+            SaliencyModel.Save(ml, stage, null, path);
+        }
+
+        var e = Assert.ThrowsExactly<InvalidOperationException>(() => SaliencyModel.Load(ml, path, out _));
+        Assert.Contains("SaliencyModelLoadOptions.ModelFactory", e.Message);
+
+        // Any factory with the right architecture will do: the weights come from the file.
+        using var loaded = (SaliencyTransformer)SaliencyModel.Load(ml, path, out var schema,
+            new SaliencyModelLoadOptions { ModelFactory = () => ModelSpec.Build(TestData.Spec), BatchSize = 2 });
+        Assert.IsNull(schema);
+        Assert.AreEqual(2, loaded.BatchSize);
+        var rows = TestData.Read(ml, loaded.Transform(data));
+        for (int i = 0; i < rows.Count; i++)
+            TestData.AssertClose(expected[i].Saliency, rows[i].Saliency, 1e-5, $"row {i}");
+
+        Assert.ThrowsExactly<FileNotFoundException>(() => SaliencyModel.Load(ml, NewPath("nothing.zip"), out _));
+        var notZip = NewPath("not.zip");
+        File.WriteAllText(notZip, "hello");
+        Assert.ThrowsExactly<InvalidDataException>(() => SaliencyModel.Load(ml, notZip, out _));
+    }
+}

@@ -1,0 +1,71 @@
+namespace Ebp.PointingGame;
+
+/// <summary>
+/// A way of pointing at a class in an image: a saliency method with its layers, or the centre baseline.
+/// </summary>
+/// <param name="Name">Short name used on the command line and in tables (<c>center</c>, <c>gradient</c>, <c>ebp</c>, <c>cebp</c>).</param>
+/// <param name="Label">Human-readable description for tables.</param>
+/// <param name="Options">Saliency options (always resized to the input); null for the centre baseline.</param>
+/// <param name="Absolute">Take |map| before the argmax (the gradient baseline of Simonyan et al., as in the paper).</param>
+public sealed record PointingMethod(string Name, string Label, SaliencyOptions? Options, bool Absolute = false)
+{
+    /// <summary>True for the centre baseline: the point is the image centre, whatever the class.</summary>
+    public bool IsCenter => Options is null;
+
+    /// <summary>The centre baseline.</summary>
+    public static PointingMethod Center { get; } = new("center", "center baseline (always the image centre)", null);
+
+    /// <summary>
+    /// The methods of the paper's table: centre, gradient at the input (|∂score/∂x|, max over channels = sum for a
+    /// one-channel input), EBP at <paramref name="saliencyLayer"/>, and contrastive EBP at the same layer with the
+    /// contrast at <paramref name="contrastLayer"/>.
+    /// </summary>
+    public static IReadOnlyList<PointingMethod> Standard(string saliencyLayer, string contrastLayer, string? classifierLayer = null) =>
+    [
+        Center,
+        Gradient(),
+        Ebp(saliencyLayer),
+        ContrastiveEbp(saliencyLayer, contrastLayer, classifierLayer),
+    ];
+
+    public static PointingMethod Gradient(bool absolute = true) => new(
+        absolute ? "gradient" : "gradient-signed",
+        absolute ? "gradient |∂s/∂x| at the input" : "gradient ∂s/∂x at the input (signed)",
+        new SaliencyOptions { Method = SaliencyMethod.Gradient, SaliencyLayer = "", Resize = MapSize.Input },
+        Absolute: absolute);
+
+    public static PointingMethod Ebp(string saliencyLayer) => new(
+        "ebp", $"EBP at {saliencyLayer}",
+        new SaliencyOptions { Method = SaliencyMethod.ExcitationBackprop, SaliencyLayer = saliencyLayer, Resize = MapSize.Input });
+
+    public static PointingMethod ContrastiveEbp(string saliencyLayer, string contrastLayer, string? classifierLayer = null) => new(
+        "cebp", $"c-EBP at {saliencyLayer}, contrast {contrastLayer}",
+        new SaliencyOptions
+        {
+            Method = SaliencyMethod.ContrastiveExcitationBackprop,
+            SaliencyLayer = saliencyLayer,
+            ContrastLayer = contrastLayer,
+            ClassifierLayer = classifierLayer,
+            Resize = MapSize.Input,
+        });
+
+    /// <summary>Picks methods by name from a comma-separated list (<c>center,gradient,gradient-signed,ebp,cebp</c>).</summary>
+    public static IReadOnlyList<PointingMethod> Parse(string list, string saliencyLayer, string contrastLayer, string? classifierLayer)
+    {
+        var result = new List<PointingMethod>();
+        foreach (var raw in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            result.Add(raw.ToLowerInvariant() switch
+            {
+                "center" or "centre" => Center,
+                "gradient" or "grad" => Gradient(),
+                "gradient-signed" => Gradient(absolute: false),
+                "ebp" => Ebp(saliencyLayer),
+                "cebp" or "c-ebp" => ContrastiveEbp(saliencyLayer, contrastLayer, classifierLayer),
+                _ => throw new ArgumentException($"Unknown method '{raw}'. Known: center, gradient, gradient-signed, ebp, cebp."),
+            });
+        }
+        if (result.Count == 0) throw new ArgumentException("No method given.");
+        return result;
+    }
+}
