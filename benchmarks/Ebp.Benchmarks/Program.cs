@@ -4,9 +4,10 @@ using Ebp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-// dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick]
+// dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick] [--only baseline|classes|memory]
 int runs = 5, warmup = 1, threads = 2;
 bool quick = false;
+string? only = null;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -15,40 +16,132 @@ for (int i = 0; i < args.Length; i++)
         case "--warmup": warmup = int.Parse(args[++i]); break;
         case "--threads": threads = int.Parse(args[++i]); break;
         case "--quick": quick = true; break;
+        case "--only": only = args[++i]; break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
 torch.set_num_threads(threads);
 torch.manual_seed(0);
-Console.WriteLine($"# Ebp baseline benchmark — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
-Console.WriteLine($"machine: {Environment.ProcessorCount} logical CPUs, {Environment.OSVersion}, .NET {Environment.Version}, torch threads {threads}; runs {runs}, warm-up {warmup}; random weights");
-Console.WriteLine();
-Console.WriteLine("| model | batch | forward ms | gradient ms (×fwd) | EBP ms (×fwd) | c-EBP ms (×fwd) | c-EBP / EBP |");
-Console.WriteLine("|---|---|---|---|---|---|---|");
+Console.WriteLine($"# Ebp benchmark — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+Console.WriteLine($"machine: {Environment.ProcessorCount} logical CPUs, {Environment.OSVersion}, .NET {Environment.Version}, torch threads {threads}; runs {runs} (medians), warm-up {warmup}; random weights, 224×224 inputs");
 
-var cases = new (string Model, string Saliency, string Contrast)[] { ("vgg16", "features.16", "classifier.4"), ("resnet50", "layer2", "avgpool") };
-foreach (var (name, saliency, contrast) in cases)
+if (only is null or "baseline") Sections.Baseline(quick, runs, warmup);
+if (only is null or "classes") Sections.ManyClasses(runs, warmup);
+if (only is null or "memory") Sections.Memory(quick);
+return 0;
+
+internal static class Sections
 {
-    using var model = ModelZoo.Create(name);
-    model.eval();
-    foreach (var batch in quick ? new[] { 1 } : new[] { 1, 8 })
+    private static readonly (string Model, string Saliency, string Contrast)[] Models =
+        { ("vgg16", "features.16", "classifier.4"), ("resnet50", "layer2", "avgpool") };
+
+    private static SaliencyOptions Options(SaliencyMethod m, string saliency, string contrast) => new()
     {
-        using var x = torch.rand(batch, 3, 224, 224);
-        var explainer = new SaliencyExplainer(model);
-        var target = SaliencyTarget.Class(1);
-        void Forward() { using var s = torch.NewDisposeScope(); using var _ = torch.no_grad(); model.call(x); }
-        void Run(SaliencyMethod m) { using var s = torch.NewDisposeScope(); explainer.Explain(x, target, new SaliencyOptions { Method = m, SaliencyLayer = saliency, ContrastLayer = m == SaliencyMethod.ContrastiveExcitationBackprop ? contrast : null }); }
-        var medians = Harness.InterleavedMediansMs(new Action[]
+        Method = m, SaliencyLayer = saliency, ContrastLayer = m == SaliencyMethod.ContrastiveExcitationBackprop ? contrast : null,
+    };
+
+    /// <summary>Forward, gradient, EBP and c-EBP, interleaved, as ratios to the forward pass of the same run.</summary>
+    public static void Baseline(bool quick, int runs, int warmup)
+    {
+        Console.WriteLine();
+        Console.WriteLine("## Forward, gradient, EBP, contrastive EBP");
+        Console.WriteLine();
+        Console.WriteLine("| model | batch | FLOP bound (×fwd) | forward ms | gradient ms (×fwd) | EBP ms (×fwd) | EBP / bound | c-EBP ms (×fwd) | c-EBP / EBP |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var (name, saliency, contrast) in Models)
         {
-            Forward,
-            () => Run(SaliencyMethod.Gradient),
-            () => Run(SaliencyMethod.ExcitationBackprop),
-            () => Run(SaliencyMethod.ContrastiveExcitationBackprop),
-        }, warmup, runs);
-        double f = medians[0];
-        Console.WriteLine($"| {name} @{saliency} / {contrast} | {batch} | {f:F0} | {medians[1]:F0} ({medians[1] / f:F2}×) | {medians[2]:F0} ({medians[2] / f:F2}×) | {medians[3]:F0} ({medians[3] / f:F2}×) | {medians[3] / medians[2]:F2} |");
+            using var model = ModelZoo.Create(name);
+            double bound;
+            using (var probe = torch.rand(1, 3, 224, 224))
+            {
+                var (total, above) = FlopCount.MacsAbove(model, probe, saliency);
+                bound = 1 + 2 * above / total;
+            }
+            foreach (var batch in quick ? new[] { 1 } : new[] { 1, 8 })
+            {
+                using var x = torch.rand(batch, 3, 224, 224);
+                var explainer = new SaliencyExplainer(model);
+                var target = SaliencyTarget.Class(1);
+                void Forward() { using var s = torch.NewDisposeScope(); using var _ = torch.no_grad(); model.call(x); }
+                void Run(SaliencyMethod m) { using var s = torch.NewDisposeScope(); explainer.Explain(x, target, Options(m, saliency, contrast)); }
+                var medians = Harness.InterleavedMediansMs(new Action[]
+                {
+                    Forward,
+                    () => Run(SaliencyMethod.Gradient),
+                    () => Run(SaliencyMethod.ExcitationBackprop),
+                    () => Run(SaliencyMethod.ContrastiveExcitationBackprop),
+                }, warmup, runs);
+                double f = medians[0];
+                Console.WriteLine($"| {name} @{saliency} / {contrast} | {batch} | {bound:F2} | {f:F0} | {medians[1]:F0} ({medians[1] / f:F2}×) | {medians[2]:F0} ({medians[2] / f:F2}×) | {medians[2] / f / bound:F2} | {medians[3]:F0} ({medians[3] / f:F2}×) | {medians[3] / medians[2]:F2} |");
+            }
+        }
+    }
+
+    /// <summary>K classes of one image: one forward pass (ExplainEach) against K separate calls.</summary>
+    public static void ManyClasses(int runs, int warmup)
+    {
+        Console.WriteLine();
+        Console.WriteLine("## K classes of one image (batch 1)");
+        Console.WriteLine();
+        Console.WriteLine("| model | K | K separate calls ms | one forward (ExplainEach) ms | speed-up | one forward / EBP(K=1) |");
+        Console.WriteLine("|---|---|---|---|---|---|");
+        foreach (var (name, saliency, contrast) in Models)
+        {
+            using var model = ModelZoo.Create(name);
+            using var x = torch.rand(1, 3, 224, 224);
+            var explainer = new SaliencyExplainer(model);
+            var options = Options(SaliencyMethod.ExcitationBackprop, saliency, contrast);
+            double single = 0;
+            foreach (var k in new[] { 1, 3, 10 })
+            {
+                var targets = Enumerable.Range(0, k).Select(c => SaliencyTarget.Class(c)).ToArray();
+                void Separate() { foreach (var t in targets) { using var s = torch.NewDisposeScope(); explainer.Explain(x, t, options); } }
+                void Together() { using var s = torch.NewDisposeScope(); explainer.ExplainEach(x, targets, options); }
+                var m = Harness.InterleavedMediansMs(new Action[] { Separate, Together }, warmup, runs);
+                if (k == 1) single = m[1];
+                Console.WriteLine($"| {name} @{saliency} | {k} | {m[0]:F0} | {m[1]:F0} | {m[0] / m[1]:F2}× | {m[1] / single:F2} |");
+            }
+        }
+    }
+
+    /// <summary>Peak RSS per batch size, and RSS drift over many calls (steady memory).</summary>
+    public static void Memory(bool quick)
+    {
+        Console.WriteLine();
+        Console.WriteLine("## Memory");
+        Console.WriteLine();
+        using (var model = ModelZoo.Create("vgg16"))
+        {
+            var explainer = new SaliencyExplainer(model);
+            Console.WriteLine("| vgg16 EBP @features.16, batch | RSS after the call (MiB) | peak RSS so far (MiB) |");
+            Console.WriteLine("|---|---|---|");
+            foreach (var batch in quick ? new[] { 1 } : new[] { 1, 4, 8 })
+            {
+                using var s = torch.NewDisposeScope();
+                using var x = torch.rand(batch, 3, 224, 224);
+                explainer.Explain(x, SaliencyTarget.Class(1), new SaliencyOptions { SaliencyLayer = "features.16" });
+                s.Dispose();
+                Console.WriteLine($"| {batch} | {Harness.RssBytes() / 1048576.0:F0} | {Harness.PeakRssBytes() / 1048576.0:F0} |");
+            }
+        }
+
+        // Soak: many calls of a small model; RSS after 2,000 calls against RSS after 200.
+        int calls = quick ? 400 : 2000, early = quick ? 40 : 200;
+        using var small = new Vgg(new VggConfig(new object[] { 16, 16, "M", 32, 32, "M", 64, 64, "M" }, BatchNorm: true, InChannels: 1, Hidden: 128, NumClasses: 10, PoolHeight: 5, PoolWidth: 5));
+        small.eval();
+        var ex = new SaliencyExplainer(small);
+        using var input = torch.rand(8, 1, 80, 80);
+        long rssEarly = 0;
+        var cebp = new SaliencyOptions { Method = SaliencyMethod.ContrastiveExcitationBackprop, SaliencyLayer = "features.6", ContrastLayer = "classifier.4" };
+        for (int i = 1; i <= calls; i++)
+        {
+            using var s = torch.NewDisposeScope();
+            ex.Explain(input, SaliencyTarget.Class(i % 10), cebp);
+            if (i == early) { GC.Collect(); rssEarly = Harness.RssBytes(); }
+        }
+        GC.Collect();
+        long rssLate = Harness.RssBytes();
+        Console.WriteLine();
+        Console.WriteLine($"Soak (cluttered-MNIST-sized VGG, 1×80×80, batch 8, c-EBP): RSS after {early} calls {rssEarly / 1048576.0:F1} MiB, after {calls} calls {rssLate / 1048576.0:F1} MiB: ratio {(double)rssLate / rssEarly:F3}.");
     }
 }
-Console.WriteLine();
-Console.WriteLine($"peak RSS: {Harness.PeakRssBytes() / (1024.0 * 1024):F0} MiB");
-return 0;

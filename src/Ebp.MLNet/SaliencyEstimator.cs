@@ -132,8 +132,9 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
 
         /// <summary>
         /// Creates a new model instance (architecture; weights too, or from <see cref="WeightsPath"/>). Called once at
-        /// <see cref="Fit"/> and again for each additional concurrent cursor; additional instances get the first
-        /// instance's weights copied in, so a factory with random initialisation is fine. Default null.
+        /// <see cref="Fit"/> and again whenever more forward/backward passes run at the same time than instances exist
+        /// (concurrent cursors); additional instances get the first instance's weights copied in, so a factory with
+        /// random initialisation is fine. Default null.
         /// </summary>
         public Func<nn.Module<Tensor, Tensor>>? ModelFactory { get; set; }
 

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Microsoft.ML.Data;
+using Ebp.Visualization;
 using SkiaSharp;
 
 namespace Ebp.MLNet;
@@ -13,27 +14,13 @@ public static class SaliencyImages
     /// <summary>
     /// The colour of a normalised value in [0, 1] on the "jet" scale (blue → cyan → yellow → red).
     /// </summary>
-    public static (byte R, byte G, byte B) Jet(float t)
-    {
-        t = float.IsFinite(t) ? Math.Clamp(t, 0f, 1f) : 0f;
-        static byte C(float v) => (byte)MathF.Round(255f * Math.Clamp(v, 0f, 1f));
-        return (C(1.5f - MathF.Abs(4f * t - 3f)), C(1.5f - MathF.Abs(4f * t - 2f)), C(1.5f - MathF.Abs(4f * t - 1f)));
-    }
+    public static (byte R, byte G, byte B) Jet(float t) => Heatmap.Jet(t);
 
     /// <summary>
     /// The map scaled to [0, 1] by its maximum: negative values and NaN become 0, and an all-zero (or all-negative)
     /// map stays 0.
     /// </summary>
-    public static float[] Normalise(ReadOnlySpan<float> map)
-    {
-        float max = 0f;
-        foreach (var v in map) if (v > max && float.IsFinite(v)) max = v;
-        var result = new float[map.Length];
-        if (max <= 0f) return result;
-        for (int i = 0; i < map.Length; i++)
-            result[i] = map[i] > 0f && float.IsFinite(map[i]) ? map[i] / max : 0f;
-        return result;
-    }
+    public static float[] Normalise(ReadOnlySpan<float> map) => Heatmap.Normalise(map);
 
     /// <summary>The position of the map's maximum (first in row-major order); (−1, −1) if the map has no finite value.</summary>
     public static (int X, int Y) Peak(ReadOnlySpan<float> map, int width, int height)
@@ -74,7 +61,7 @@ public static class SaliencyImages
         return Blend(rgb, resized, w, h, alpha);
     }
 
-    /// <summary>Writes <paramref name="image"/> as a PNG file (creating the folder if needed).</summary>
+    /// <summary>Writes <paramref name="image"/> as a PNG file atomically (creating the folder if needed).</summary>
     public static void SavePng(MLImage image, string path)
     {
         ArgumentNullException.ThrowIfNull(image);
@@ -91,12 +78,7 @@ public static class SaliencyImages
         if (pixels.Length < info.BytesSize)
             throw new ArgumentException($"The image has {pixels.Length} bytes of pixels; {image.Width}×{image.Height} needs {info.BytesSize}.", nameof(image));
         Marshal.Copy(pixels[..info.BytesSize].ToArray(), 0, bitmap.GetPixels(), info.BytesSize);
-        using var encoded = bitmap.Encode(SKEncodedImageFormat.Png, 100)
-                            ?? throw new InvalidOperationException($"SkiaSharp could not encode a PNG for '{path}'.");
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-        using var file = File.Create(path);
-        encoded.SaveTo(file);
+        Figure.SavePng(bitmap, path); // atomic: no half-written PNG after a crash
     }
 
     /// <summary>Writes the heat map of <paramref name="map"/> as a PNG file.</summary>
@@ -142,27 +124,8 @@ public static class SaliencyImages
         return rgb;
     }
 
-    /// <summary>Bilinear resize with half-pixel centres (PyTorch's <c>align_corners=False</c>).</summary>
     internal static float[] ResizeBilinear(ReadOnlySpan<float> src, int sw, int sh, int dw, int dh)
-    {
-        var dst = new float[dw * dh];
-        for (int y = 0; y < dh; y++)
-        {
-            float fy = Math.Max(0f, (y + 0.5f) * sh / dh - 0.5f);
-            int y0 = Math.Min((int)fy, sh - 1), y1 = Math.Min(y0 + 1, sh - 1);
-            float wy = fy - y0;
-            for (int x = 0; x < dw; x++)
-            {
-                float fx = Math.Max(0f, (x + 0.5f) * sw / dw - 0.5f);
-                int x0 = Math.Min((int)fx, sw - 1), x1 = Math.Min(x0 + 1, sw - 1);
-                float wx = fx - x0;
-                float top = src[y0 * sw + x0] * (1 - wx) + src[y0 * sw + x1] * wx;
-                float bottom = src[y1 * sw + x0] * (1 - wx) + src[y1 * sw + x1] * wx;
-                dst[y * dw + x] = top * (1 - wy) + bottom * wy;
-            }
-        }
-        return dst;
-    }
+        => Heatmap.ResizeBilinear(src, sw, sh, dw, dh);
 
     private static void CheckSize(ReadOnlySpan<float> map, int width, int height)
     {

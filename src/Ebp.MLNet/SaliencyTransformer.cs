@@ -15,9 +15,9 @@ namespace Ebp.MLNet;
 /// them and serves the rows from that batch; results do not depend on the batch size.</item>
 /// <item>The transformer is a row-to-row mapper, so <c>mlContext.Model.CreatePredictionEngine</c> works (one row per
 /// pass).</item>
-/// <item>Each cursor (and each prediction engine row) rents its own model instance; more are created on demand with the
-/// same weights, so concurrent cursors never share one. A user-supplied <see cref="SaliencyEstimator.Options.Model"/>
-/// is the exception: it is shared and calls on it are serialised.</item>
+/// <item>Each forward/backward pass rents a model instance from the transformer's pool; more are created on demand
+/// with the same weights, so passes of concurrent cursors never share one. A user-supplied
+/// <see cref="SaliencyEstimator.Options.Model"/> is the exception: it is shared and calls on it are serialised.</item>
 /// <item>Dispose the transformer (or the <c>TransformerChain</c> holding it) to free the models, after its cursors and
 /// prediction engines are done.</item>
 /// <item>Persistence: <c>mlContext.Model.Save</c> cannot store this stage (ML.NET's persistence API is internal to

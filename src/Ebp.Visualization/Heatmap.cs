@@ -5,26 +5,41 @@ namespace Ebp.Visualization;
 /// <summary>Turns saliency maps (row-major float arrays) into colour images.</summary>
 public static class Heatmap
 {
-    // "jet"-like control points: dark blue → blue → cyan → yellow → red → dark red.
-    private static readonly (float T, byte R, byte G, byte B)[] Jet =
-    {
-        (0f, 0, 0, 128), (0.125f, 0, 0, 255), (0.375f, 0, 255, 255), (0.625f, 255, 255, 0), (0.875f, 255, 0, 0), (1f, 128, 0, 0),
-    };
-
-    /// <summary>Colour of a value in [0, 1] on the jet scale.</summary>
+    /// <summary>Colour of a value in [0, 1] on the "jet" scale (dark blue → blue → cyan → yellow → red → dark red).</summary>
     public static SKColor Color(float t)
     {
-        if (float.IsNaN(t)) t = 0;
-        t = Math.Clamp(t, 0f, 1f);
-        for (int i = 1; i < Jet.Length; i++)
+        var (r, g, b) = Jet(t);
+        return new SKColor(r, g, b);
+    }
+
+    /// <summary>The "jet" colour of a value in [0, 1] as bytes; NaN and values outside [0, 1] are clamped.</summary>
+    public static (byte R, byte G, byte B) Jet(float t)
+    {
+        t = float.IsFinite(t) ? Math.Clamp(t, 0f, 1f) : 0f;
+        static byte C(float v) => (byte)MathF.Round(255f * Math.Clamp(v, 0f, 1f));
+        return (C(1.5f - MathF.Abs(4f * t - 3f)), C(1.5f - MathF.Abs(4f * t - 2f)), C(1.5f - MathF.Abs(4f * t - 1f)));
+    }
+
+    /// <summary>Bilinear resize of a row-major map, half-pixel centres (PyTorch's <c>align_corners=False</c>).</summary>
+    public static float[] ResizeBilinear(ReadOnlySpan<float> src, int sw, int sh, int dw, int dh)
+    {
+        var dst = new float[dw * dh];
+        for (int y = 0; y < dh; y++)
         {
-            if (t > Jet[i].T) continue;
-            var (t0, r0, g0, b0) = Jet[i - 1];
-            var (t1, r1, g1, b1) = Jet[i];
-            float u = (t - t0) / (t1 - t0);
-            return new SKColor((byte)(r0 + u * (r1 - r0)), (byte)(g0 + u * (g1 - g0)), (byte)(b0 + u * (b1 - b0)));
+            float fy = Math.Max(0f, (y + 0.5f) * sh / dh - 0.5f);
+            int y0 = Math.Min((int)fy, sh - 1), y1 = Math.Min(y0 + 1, sh - 1);
+            float wy = fy - y0;
+            for (int x = 0; x < dw; x++)
+            {
+                float fx = Math.Max(0f, (x + 0.5f) * sw / dw - 0.5f);
+                int x0 = Math.Min((int)fx, sw - 1), x1 = Math.Min(x0 + 1, sw - 1);
+                float wx = fx - x0;
+                float top = src[y0 * sw + x0] * (1 - wx) + src[y0 * sw + x1] * wx;
+                float bottom = src[y1 * sw + x0] * (1 - wx) + src[y1 * sw + x1] * wx;
+                dst[y * dw + x] = top * (1 - wy) + bottom * wy;
+            }
         }
-        return new SKColor(Jet[^1].R, Jet[^1].G, Jet[^1].B);
+        return dst;
     }
 
     /// <summary>

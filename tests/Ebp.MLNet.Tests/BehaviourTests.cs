@@ -18,11 +18,19 @@ public sealed class BehaviourTests
         public int Calls => Volatile.Read(ref _calls);
         public int Instances => Volatile.Read(ref _instances);
 
+        /// <summary>If set, the first two forward passes wait for each other here: they must run at the same time.</summary>
+        public Barrier? Meet { get; init; }
+        public bool Met { get; private set; }
+
         public nn.Module<Tensor, Tensor> Create()
         {
             Interlocked.Increment(ref _instances);
             var model = ModelSpec.Build(TestData.Spec);
-            model.register_forward_pre_hook((nn.Module _) => { Interlocked.Increment(ref _calls); });
+            model.register_forward_pre_hook((nn.Module _) =>
+            {
+                if (Interlocked.Increment(ref _calls) <= 2 && Meet is { } meet && meet.SignalAndWait(TimeSpan.FromSeconds(30)))
+                    Met = true;
+            });
             return model;
         }
     }
@@ -137,13 +145,14 @@ public sealed class BehaviourTests
     public void ConcurrentCursorsUseTheirOwnModels()
     {
         var ml = new MLContext(seed: 1);
-        var factory = new CountingFactory();
+        // The first forward pass of each cursor waits for the other's: this only completes if the two passes run at
+        // the same time, i.e. on two model instances (calls on one instance are serialised by the engine).
+        using var meet = new Barrier(2);
+        var factory = new CountingFactory { Meet = meet };
         var data = ml.Data.LoadFromEnumerable(TestData.Rows());
         using var model = TestData.ImagePipeline(ml).Append(ml.Transforms.ComputeSaliency(FactoryOptions(factory, batchSize: 2))).Fit(data);
         var view = model.Transform(data);
-        var sequential = TestData.Read(ml, view);
 
-        using var barrier = new Barrier(2);
         var results = new List<float[]>[2];
         var threads = Enumerable.Range(0, 2).Select(t => new Thread(() =>
         {
@@ -151,10 +160,8 @@ public sealed class BehaviourTests
             using var cursor = view.GetRowCursor(view.Schema);
             var getter = cursor.GetGetter<VBuffer<float>>(view.Schema["Saliency"]);
             VBuffer<float> buffer = default;
-            bool first = true;
             while (cursor.MoveNext())
             {
-                if (first) { barrier.SignalAndWait(); first = false; } // both cursors hold a model now
                 getter(ref buffer);
                 maps.Add(buffer.DenseValues().ToArray());
             }
@@ -163,10 +170,33 @@ public sealed class BehaviourTests
         threads.ForEach(t => t.Start());
         threads.ForEach(t => t.Join());
 
-        Assert.AreEqual(2, factory.Instances, "two concurrent cursors need two model instances");
+        Assert.IsTrue(factory.Met, "the two cursors' first passes did not run concurrently");
+        Assert.AreEqual(2, factory.Instances, "two concurrent passes need exactly two model instances");
+        var sequential = TestData.Read(ml, view);
         foreach (var maps in results)
             for (int i = 0; i < sequential.Count; i++)
                 TestData.AssertClose(sequential[i].Saliency, maps[i], 1e-5, $"row {i}");
+    }
+
+    [TestMethod]
+    public void PoolGivesDistinctInstancesWithTheSameWeights()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = TestData.Options("Pixels");
+        options.ModelSpecJson = null;
+        options.ModelFactory = () => ModelSpec.Build(TestData.Spec); // random init: extra instances must copy the weights
+        using var transformer = ml.Transforms.ComputeSaliency(options).Fit(ml.Data.LoadFromEnumerable(new[] { new PixelRow() }));
+        using (var a = transformer.Pool.Rent())
+        using (var b = transformer.Pool.Rent())
+        {
+            Assert.AreNotSame(a.Model, b.Model);
+            var wa = a.Model.state_dict();
+            var wb = b.Model.state_dict();
+            foreach (var (name, t) in wa)
+                Assert.IsTrue(t.eq(wb[name]).all().item<bool>(), name);
+        }
+        using (var c = transformer.Pool.Rent())
+            Assert.AreEqual(2, transformer.Pool.InstanceCount, "returned instances are reused");
     }
 
     [TestMethod]

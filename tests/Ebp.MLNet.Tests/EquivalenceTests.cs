@@ -1,5 +1,6 @@
 using Ebp.MLNet;
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -138,5 +139,57 @@ public sealed class EquivalenceTests
         Assert.AreEqual(-1, skipped[1].PredictedLabel);
         Assert.IsTrue(skipped[1].Saliency.All(float.IsNaN));
         TestData.AssertClose(expected.Maps[2], skipped[2].Saliency, 1e-5, "row 2 next to a skipped row");
+    }
+
+    [TestMethod]
+    public void OverlaysAgreeForImageAndPixelInput()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TestData.Rows());
+        MLImage[] Overlays(IEstimator<ITransformer> pipeline, string input)
+        {
+            var o = TestData.Options(input);
+            o.OverlayColumnName = "Overlay";
+            o.OverlayAlpha = 0.4f;
+            using var model = pipeline.Append(ml.Transforms.ComputeSaliency(o)).Fit(data);
+            var view = model.Transform(data);
+            using var cursor = view.GetRowCursor(new[] { view.Schema["Overlay"] });
+            var getter = cursor.GetGetter<MLImage>(view.Schema["Overlay"]);
+            var result = new List<MLImage>();
+            while (cursor.MoveNext())
+            {
+                MLImage image = null!;
+                getter(ref image);
+                result.Add(image);
+            }
+            return result.ToArray();
+        }
+        var fromImages = Overlays(TestData.ImagePipeline(ml), "Image");
+        var fromPixels = Overlays(TestData.PixelPipeline(ml), "Pixels");
+        Assert.HasCount(TestData.ImageNames.Length, fromImages);
+        for (int i = 0; i < fromImages.Length; i++)
+        {
+            Assert.AreEqual(TestData.Size, fromPixels[i].Width);
+            var a = fromImages[i].Pixels.ToArray();
+            var b = fromPixels[i].Pixels.ToArray();
+            Assert.HasCount(a.Length, b);
+            // Display pixels are reconstructed from the vector (v / Scale): equal up to rounding.
+            Assert.IsTrue(a.Zip(b).All(p => Math.Abs(p.First - p.Second) <= 1), $"row {i}");
+        }
+    }
+
+    [TestMethod]
+    public void ImagesOfAnotherSizeAreResizedByTheStage()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TestData.Rows());
+        // LoadImages only: images of 40×36 and 32×32 reach the stage, which resizes them to 32×32.
+        var pipeline = ml.Transforms.LoadImages("Image", TestData.Folder, nameof(ImageRow.Path))
+            .Append(ml.Transforms.ComputeSaliency(TestData.Options()));
+        using var model = pipeline.Fit(data);
+        var rows = TestData.Read(ml, model.Transform(data));
+        Assert.HasCount(TestData.ImageNames.Length, rows);
+        Assert.IsTrue(rows.All(r => r.Saliency.Length == TestData.Size * TestData.Size && r.Saliency.All(float.IsFinite)));
+        Assert.IsTrue(rows.All(r => r.PredictedLabel >= 0));
     }
 }

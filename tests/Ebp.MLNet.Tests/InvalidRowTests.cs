@@ -21,6 +21,16 @@ public sealed class InvalidRowTests
         Assert.Contains("missing.png", e.Message);
         Assert.Contains("InvalidRowHandling.Skip", e.Message);
 
+        // A cursor that failed does not serve the rows of its incomplete batch.
+        var view = model.Transform(data);
+        using (var cursor = view.GetRowCursor(view.Schema))
+        {
+            Assert.IsTrue(cursor.MoveNext()); // rows 0–1
+            Assert.IsTrue(cursor.MoveNext());
+            Assert.ThrowsExactly<InvalidOperationException>(() => cursor.MoveNext()); // rows 2–3: row 2 is missing
+            Assert.Contains("create a new cursor", Assert.ThrowsExactly<InvalidOperationException>(() => cursor.MoveNext()).Message);
+        }
+
         using var engine = ml.Model.CreatePredictionEngine<ImageRow, SaliencyRow>(model);
         Assert.AreEqual(TestData.Read(ml, model.Transform(ml.Data.LoadFromEnumerable(TestData.Rows("0.png"))))[0].PredictedLabel,
                         engine.Predict(new ImageRow { Path = "0.png" }).PredictedLabel);

@@ -164,6 +164,10 @@ public sealed class SchemaTests
         o.TargetClass = TestData.Classes;
         Assert.ThrowsExactly<ArgumentOutOfRangeException>(() => ml.Transforms.ComputeSaliency(o).Fit(Unreadable<PixelRow>(ml)));
         Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.ComputeSaliency(architecture: null));
+        o = TestData.Options("Pixels");
+        o.Device = "cuda";
+        if (!TorchSharp.torch.cuda.is_available())
+            Assert.Contains("TorchSharp-cuda", Assert.ThrowsExactly<ArgumentException>(() => ml.Transforms.ComputeSaliency(o).Fit(Unreadable<PixelRow>(ml))).Message);
     }
 
     [TestMethod]

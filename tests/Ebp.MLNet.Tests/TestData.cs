@@ -150,13 +150,13 @@ public static class TestData
         using (var scope = torch.NewDisposeScope())
         {
             var model = ModelSpec.Build(Spec);
-            var g = new Generator(2024);
+            var g = new Generator(99); // zero biases and this seed make the 7 images fall into several classes
             using (torch.no_grad())
             {
                 foreach (var (name, p) in model.named_parameters())
                 {
                     if (p.dim() > 1) p.copy_(torch.randn(p.shape, generator: g) * Math.Sqrt(2.0 / (p.numel() / p.shape[0])));
-                    else p.copy_((torch.rand(p.shape, generator: g) - 0.3) * 0.2);
+                    else p.zero_();
                 }
             }
             Safetensors.SaveStateDict(Path.Combine(root, "small-vgg.safetensors"), model.state_dict());

@@ -34,9 +34,10 @@ internal sealed class ModelPrototype
 }
 
 /// <summary>
-/// The model instances of one transformer. A cursor or prediction row rents an instance for its lifetime, so
-/// concurrent cursors never share one; extra instances are created on demand and get the first instance's
-/// weights. A user-supplied module is the only instance and is shared (the engine serialises calls on it).
+/// The model instances of one transformer. Each forward/backward pass rents an instance, so passes running at the
+/// same time (concurrent cursors, several prediction engines) never share one; extra instances are created on demand
+/// and get the first instance's weights. A user-supplied module is the only instance and is shared (the engine
+/// serialises calls on it).
 /// </summary>
 internal sealed class ModelPool : IDisposable
 {
@@ -66,19 +67,22 @@ internal sealed class ModelPool : IDisposable
     /// <summary>Parses a device string and checks that TorchSharp can use it.</summary>
     public static Device ParseDevice(string device)
     {
+        ArgumentException.ThrowIfNullOrWhiteSpace(device);
+        string cudaMessage =
+            $"Device \"{device}\" was requested but CUDA is not available. CUDA needs a CUDA build of TorchSharp " +
+            "(reference TorchSharp-cuda-linux or TorchSharp-cuda-windows instead of TorchSharp-cpu) and an NVIDIA driver.";
+        bool wantsCuda = device.Trim().StartsWith("cuda", StringComparison.OrdinalIgnoreCase);
+        if (wantsCuda && !torch.cuda.is_available()) throw new ArgumentException(cudaMessage, "options");
         Device d;
         try
         {
-            d = torch.device(device);
+            d = torch.device(device.Trim());
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new ArgumentException($"Device \"{device}\" is not a TorchSharp device string (\"cpu\", \"cuda\", \"cuda:1\"): {e.Message}", "options", e);
         }
-        if (d.type == DeviceType.CUDA && !torch.cuda.is_available())
-            throw new ArgumentException(
-                $"Device \"{device}\" was requested but CUDA is not available. CUDA needs a CUDA build of TorchSharp " +
-                "(reference TorchSharp-cuda-linux or TorchSharp-cuda-windows instead of TorchSharp-cpu) and an NVIDIA driver.", "options");
+        if (d.type == DeviceType.CUDA && !torch.cuda.is_available()) throw new ArgumentException(cudaMessage, "options");
         return d;
     }
 

@@ -6,7 +6,7 @@ namespace Ebp.MLNet.Internal;
 /// <summary>
 /// The lazy output of <see cref="SaliencyTransformer.Transform"/>: nothing runs until a cursor moves. A cursor that
 /// needs a saliency column reads <see cref="StageConfig.BatchSize"/> input rows ahead, runs one forward/backward pass
-/// for them on its own model instance, and serves the rows from the batch.
+/// for them on a model instance rented from the transformer's pool for that pass, and serves the rows from the batch.
 /// </summary>
 internal sealed class SaliencyDataView : IDataView
 {
@@ -32,7 +32,7 @@ internal sealed class SaliencyDataView : IDataView
         ArgumentNullException.ThrowIfNull(columnsNeeded);
         var needed = columnsNeeded.ToList();
         foreach (var c in needed)
-            if (c.Index < 0 || c.Index >= Schema.Count || !ReferenceEquals(Schema[c.Index].Name, c.Name) && Schema[c.Index].Name != c.Name)
+            if (c.Index < 0 || c.Index >= Schema.Count || Schema[c.Index].Name != c.Name)
                 throw new ArgumentOutOfRangeException(nameof(columnsNeeded), $"Column '{c.Name}' (index {c.Index}) is not a column of this data view.");
         var inputColumns = _binding.Dependencies(needed).ToList();
         var cursor = _input.GetRowCursor(inputColumns, rand);
@@ -60,10 +60,10 @@ internal sealed class SaliencyDataView : IDataView
         private readonly DataViewRowId[] _ids = [];
         private readonly ValueGetter<DataViewRowId>? _inputIdGetter;
         private readonly BatchComputer? _computer;
-        private ModelPool.Lease? _lease;
         private int _count;
         private int _slot = -1;
         private bool _inputDone;
+        private Exception? _failure;
 
         private long _position = -1;
         private bool _disposed;
@@ -121,7 +121,21 @@ internal sealed class SaliencyDataView : IDataView
                 _position++;
                 return true;
             }
-            if (_inputDone || !FillBatch()) return false;
+            if (_failure is not null)
+                throw new InvalidOperationException($"The cursor stopped after an error ({_failure.Message}); create a new cursor.", _failure);
+            if (_inputDone) return false;
+            try
+            {
+                if (!FillBatch()) return false;
+            }
+            catch (Exception e)
+            {
+                // The batch is incomplete: never serve its rows.
+                _count = 0;
+                _slot = -1;
+                _failure = e;
+                throw;
+            }
             _slot = 0;
             _position++;
             return true;
@@ -167,8 +181,10 @@ internal sealed class SaliencyDataView : IDataView
             if (_count < _capacity) _inputDone = true;
             if (_count == 0) return false;
 
-            _lease ??= _parent.Pool.Rent();
-            _computer!.Compute(_lease, _inputs, _outputs, _count);
+            // The model instance is rented for this batch only: concurrent cursors compute on different instances,
+            // and a cursor that is never disposed holds none.
+            using (var lease = _parent.Pool.Rent())
+                _computer!.Compute(lease, _inputs, _outputs, _count);
             return true;
         }
 
@@ -217,8 +233,6 @@ internal sealed class SaliencyDataView : IDataView
             if (disposing)
             {
                 _input.Dispose();
-                _lease?.Dispose();
-                _lease = null;
             }
             base.Dispose(disposing);
         }

@@ -51,7 +51,6 @@ internal sealed class SaliencyRowMapper : IRowToRowMapper
         private readonly RowOutput[] _outputs;
         private readonly RowReader? _reader;
         private readonly BatchComputer? _computer;
-        private ModelPool.Lease? _lease;
         private long _computedPosition = long.MinValue;
         private bool _disposed;
 
@@ -104,8 +103,8 @@ internal sealed class SaliencyRowMapper : IRowToRowMapper
             {
                 _computedPosition = long.MinValue;
                 _reader!.Read(_inputs[0], position);
-                _lease ??= _parent.Pool.Rent();
-                _computer!.Compute(_lease, _inputs, _outputs, 1);
+                using (var lease = _parent.Pool.Rent())
+                    _computer!.Compute(lease, _inputs, _outputs, 1);
                 _computedPosition = position;
             }
             return _outputs[0];
@@ -117,8 +116,6 @@ internal sealed class SaliencyRowMapper : IRowToRowMapper
             _disposed = true;
             if (disposing)
             {
-                _lease?.Dispose();
-                _lease = null;
                 _input.Dispose();
             }
             base.Dispose(disposing);

@@ -1,0 +1,211 @@
+// Ebp.MLNet sample: a folder of images → LoadImages → ResizeImages → ExtractPixels → ComputeSaliency → overlay PNGs + CSV.
+//
+//   dotnet run --project samples/Ebp.MLNet.Sample                      # synthetic images, small random VGG: no downloads
+//   dotnet run --project samples/Ebp.MLNet.Sample -- IMAGES --arch vgg16 --weights vgg16.safetensors --layer features.23
+//
+// Options: --out DIR (default ./saliency-output), --arch NAME, --weights FILE, --layer NAME, --contrast LAYER (contrastive
+// EBP), --size N (model input N×N; default 224 with --arch, 64 otherwise), --batch N.
+using System.Globalization;
+using System.Text;
+using Ebp;
+using Ebp.MLNet;
+using Ebp.Models;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using SkiaSharp;
+using TorchSharp;
+using static TorchSharp.torch;
+
+var settings = Settings.Parse(args);
+if (settings is null)
+{
+    Console.Error.WriteLine("usage: Ebp.MLNet.Sample [IMAGE_FOLDER] [--out DIR] [--arch NAME --weights FILE] [--layer NAME] [--contrast LAYER] [--size N] [--batch N]");
+    return 2;
+}
+
+Directory.CreateDirectory(settings.Output);
+string folder = settings.ImageFolder ?? Synthetic.Write(Path.Combine(settings.Output, "synthetic-images"), count: 6, size: 96);
+var files = Directory.EnumerateFiles(folder)
+    .Where(f => new[] { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" }.Contains(Path.GetExtension(f).ToLowerInvariant()))
+    .OrderBy(f => f, StringComparer.Ordinal)
+    .ToList();
+if (files.Count == 0)
+{
+    Console.Error.WriteLine($"No images in '{folder}'.");
+    return 1;
+}
+
+var options = new SaliencyEstimator.Options
+{
+    InputColumnName = "Pixels",
+    ImageWidth = settings.Size,
+    ImageHeight = settings.Size,
+    BatchSize = settings.Batch,
+    OverlayColumnName = "Overlay",
+    InvalidRows = InvalidRowHandling.Skip, // an unreadable file becomes an empty row, reported below
+};
+if (settings.Architecture is not null)
+{
+    // torchvision weights expect ImageNet normalisation; ExtractPixels gives [0, 1], the stage applies mean/std.
+    options.Architecture = settings.Architecture;
+    options.WeightsPath = settings.Weights;
+    options.Mean = [0.485f, 0.456f, 0.406f];
+    options.Std = [0.229f, 0.224f, 0.225f];
+    options.SaliencyLayer = settings.Layer ?? "";
+    if (settings.Weights is null) Console.WriteLine("note: no --weights given; the model keeps its random initialisation.");
+}
+else
+{
+    // A small zoo-style VGG with seeded random weights: the maps are not meaningful, but the whole pipeline runs.
+    options.ModelFactory = Synthetic.SmallVgg;
+    options.SaliencyLayer = settings.Layer ?? "features.3";
+}
+if (settings.Contrast is not null)
+{
+    options.Method = SaliencyMethod.ContrastiveExcitationBackprop;
+    options.ContrastLayer = settings.Contrast;
+}
+
+var ml = new MLContext(seed: 1);
+var data = ml.Data.LoadFromEnumerable(files.Select(f => new ImageInput { ImagePath = Path.GetFileName(f) }));
+var pipeline = ml.Transforms.LoadImages("Image", folder, nameof(ImageInput.ImagePath))
+    .Append(ml.Transforms.ResizeImages("Image", settings.Size, settings.Size))
+    .Append(ml.Transforms.ExtractPixels("Pixels", "Image", interleavePixelColors: false, scaleImage: 1f / 255))
+    .Append(ml.Transforms.ComputeSaliency(options));
+
+Console.WriteLine($"{files.Count} images from {folder}; model input {settings.Size}×{settings.Size}; method {options.Method}, layer '{options.SaliencyLayer}'.");
+using var model = pipeline.Fit(data);
+var view = model.Transform(data);
+
+var csv = new StringBuilder("image,predicted_class,score,target,peak_x,peak_y,overlay\n");
+int mapWidth = model.LastTransformer.MapWidth, mapHeight = model.LastTransformer.MapHeight;
+using (var cursor = view.GetRowCursor(view.Schema))
+{
+    var path = cursor.GetGetter<ReadOnlyMemory<char>>(view.Schema[nameof(ImageInput.ImagePath)]);
+    var saliency = cursor.GetGetter<VBuffer<float>>(view.Schema["Saliency"]);
+    var predicted = cursor.GetGetter<int>(view.Schema["PredictedLabel"]);
+    var scores = cursor.GetGetter<VBuffer<float>>(view.Schema["Scores"]);
+    var overlay = cursor.GetGetter<MLImage>(view.Schema["Overlay"]);
+    ReadOnlyMemory<char> name = default;
+    VBuffer<float> map = default, score = default;
+    while (cursor.MoveNext())
+    {
+        int cls = 0;
+        MLImage? image = null;
+        path(ref name);
+        saliency(ref map);
+        predicted(ref cls);
+        scores(ref score);
+        overlay(ref image!);
+        if (cls < 0 || image is null)
+        {
+            Console.WriteLine($"  {name}: skipped (unreadable image)");
+            csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},,,,,,"));
+            continue;
+        }
+        var values = map.DenseValues().ToArray();
+        var (px, py) = SaliencyImages.Peak(values, mapWidth, mapHeight);
+        var overlayFile = Path.GetFileNameWithoutExtension(name.ToString()) + ".saliency.png";
+        SaliencyImages.SavePng(image, Path.Combine(settings.Output, overlayFile));
+        image.Dispose();
+        float s = score.GetItemOrDefault(cls);
+        csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},{cls},{s:G6},predicted,{px},{py},{overlayFile}"));
+        Console.WriteLine(FormattableString.Invariant($"  {name}: class {cls} (score {s:G4}), saliency peak at ({px}, {py}) → {overlayFile}"));
+    }
+}
+var csvPath = Path.Combine(settings.Output, "saliency.csv");
+File.WriteAllText(csvPath, csv.ToString());
+Console.WriteLine($"Wrote {csvPath} and the overlay PNGs in {Path.GetFullPath(settings.Output)}.");
+return 0;
+
+static string Csv(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+
+/// <summary>The sample's input row.</summary>
+internal sealed class ImageInput
+{
+    public string ImagePath { get; set; } = "";
+}
+
+/// <summary>Command-line settings.</summary>
+internal sealed record Settings(string? ImageFolder, string Output, string? Architecture, string? Weights, string? Layer, string? Contrast, int Size, int Batch)
+{
+    public static Settings? Parse(string[] args)
+    {
+        string? folder = null, arch = null, weights = null, layer = null, contrast = null;
+        string output = "saliency-output";
+        int? size = null;
+        int batch = 4;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string? Next() => i + 1 < args.Length ? args[++i] : null;
+            switch (args[i])
+            {
+                case "--out": output = Next() ?? output; break;
+                case "--arch": arch = Next(); break;
+                case "--weights": weights = Next(); break;
+                case "--layer": layer = Next(); break;
+                case "--contrast": contrast = Next(); break;
+                case "--size": size = int.TryParse(Next(), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : null; if (size is null) return null; break;
+                case "--batch": if (!int.TryParse(Next(), CultureInfo.InvariantCulture, out batch) || batch < 1) return null; break;
+                case "-h" or "--help": return null;
+                default:
+                    if (args[i].StartsWith("--", StringComparison.Ordinal) || folder is not null) return null;
+                    folder = args[i];
+                    break;
+            }
+        }
+        if (folder is not null && !Directory.Exists(folder))
+        {
+            Console.Error.WriteLine($"Not a folder: '{folder}'.");
+            return null;
+        }
+        return new Settings(folder, output, arch, weights, layer, contrast, size ?? (arch is null ? 64 : 224), batch);
+    }
+}
+
+/// <summary>Synthetic images and a small random VGG, so the sample runs with no downloads.</summary>
+internal static class Synthetic
+{
+    /// <summary>A small VGG (torchvision layout, names <c>features.N</c> / <c>classifier.N</c>) with seeded weights.</summary>
+    public static nn.Module<Tensor, Tensor> SmallVgg()
+    {
+        var model = new Vgg(new VggConfig([16, "M", 32, "M", 64, "M"], BatchNorm: false, Hidden: 64, NumClasses: 10, PoolHeight: 2, PoolWidth: 2));
+        var g = new torch.Generator(42);
+        using (torch.no_grad())
+        {
+            foreach (var (_, p) in model.named_parameters())
+            {
+                if (p.dim() > 1) p.copy_(torch.randn(p.shape, generator: g) * Math.Sqrt(2.0 / (p.numel() / p.shape[0])));
+                else p.zero_();
+            }
+        }
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Writes <paramref name="count"/> PNGs with a few coloured shapes on plain backgrounds.</summary>
+    public static string Write(string folder, int count, int size)
+    {
+        Directory.CreateDirectory(folder);
+        var rnd = new Random(7);
+        for (int i = 0; i < count; i++)
+        {
+            using var bitmap = new SKBitmap(size, size);
+            using (var canvas = new SKCanvas(bitmap))
+            {
+                canvas.Clear(new SKColor((byte)rnd.Next(30, 120), (byte)rnd.Next(30, 120), (byte)rnd.Next(30, 120)));
+                for (int k = 0; k < 3; k++)
+                {
+                    using var paint = new SKPaint { Color = new SKColor((byte)rnd.Next(120, 256), (byte)rnd.Next(120, 256), (byte)rnd.Next(120, 256)), IsAntialias = true };
+                    float x = rnd.Next(size / 8, size - size / 8), y = rnd.Next(size / 8, size - size / 8), r = rnd.Next(size / 12, size / 5);
+                    if (k % 2 == 0) canvas.DrawCircle(x, y, r, paint);
+                    else canvas.DrawRect(x - r, y - r, 2 * r, 1.5f * r, paint);
+                }
+            }
+            using var image = SKImage.FromBitmap(bitmap);
+            using var png = image.Encode(SKEncodedImageFormat.Png, 100);
+            File.WriteAllBytes(Path.Combine(folder, $"synthetic-{i}.png"), png.ToArray());
+        }
+        return folder;
+    }
+}
