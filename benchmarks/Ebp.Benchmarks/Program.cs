@@ -4,7 +4,7 @@ using Ebp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-// dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick] [--only baseline|classes|memory]
+// dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick] [--only baseline|classes|memory|mlnet]
 int runs = 5, warmup = 1, threads = 2;
 bool quick = false;
 string? only = null;
@@ -28,6 +28,7 @@ Console.WriteLine($"machine: {Environment.ProcessorCount} logical CPUs, {Environ
 if (only is null or "baseline") Sections.Baseline(quick, runs, warmup);
 if (only is null or "classes") Sections.ManyClasses(runs, warmup);
 if (only is null or "memory") Sections.Memory(quick);
+if (only is null or "mlnet") MlNetSection.Run(runs, warmup);
 return 0;
 
 internal static class Sections
@@ -46,8 +47,8 @@ internal static class Sections
         Console.WriteLine();
         Console.WriteLine("## Forward, gradient, EBP, contrastive EBP");
         Console.WriteLine();
-        Console.WriteLine("| model | batch | FLOP bound (×fwd) | forward ms | gradient ms (×fwd) | EBP ms (×fwd) | EBP / bound | c-EBP ms (×fwd) | c-EBP / EBP |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| model | batch | FLOP bound (×fwd) | forward ms | gradient ms (×fwd) | EBP ms (×fwd) | EBP / bound | EBP in a session ms (×fwd) | c-EBP ms (×fwd) | c-EBP / EBP |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var (name, saliency, contrast) in Models)
         {
             using var model = ModelZoo.Create(name);
@@ -71,8 +72,11 @@ internal static class Sections
                     () => Run(SaliencyMethod.ExcitationBackprop),
                     () => Run(SaliencyMethod.ContrastiveExcitationBackprop),
                 }, warmup, runs);
+                double inSession;
+                using (var session = explainer.OpenSession(Options(SaliencyMethod.ExcitationBackprop, saliency, contrast)))
+                    inSession = Harness.MedianMs(() => { using var s = torch.NewDisposeScope(); session.Explain(x, target); }, warmup, runs);
                 double f = medians[0];
-                Console.WriteLine($"| {name} @{saliency} / {contrast} | {batch} | {bound:F2} | {f:F0} | {medians[1]:F0} ({medians[1] / f:F2}×) | {medians[2]:F0} ({medians[2] / f:F2}×) | {medians[2] / f / bound:F2} | {medians[3]:F0} ({medians[3] / f:F2}×) | {medians[3] / medians[2]:F2} |");
+                Console.WriteLine($"| {name} @{saliency} / {contrast} | {batch} | {bound:F2} | {f:F0} | {medians[1]:F0} ({medians[1] / f:F2}×) | {medians[2]:F0} ({medians[2] / f:F2}×) | {medians[2] / f / bound:F2} | {inSession:F0} ({inSession / f:F2}×) | {medians[3]:F0} ({medians[3] / f:F2}×) | {medians[3] / medians[2]:F2} |");
             }
         }
     }

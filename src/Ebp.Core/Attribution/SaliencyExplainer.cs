@@ -29,7 +29,14 @@ namespace Ebp;
 /// </remarks>
 public sealed class SaliencyExplainer
 {
-    private static readonly ConditionalWeakTable<nn.Module, object> Locks = new();
+    private static readonly ConditionalWeakTable<nn.Module, ModelGate> Gates = new();
+
+    /// <summary>One caller at a time per model instance: hooks and flags live on the model.</summary>
+    internal sealed class ModelGate
+    {
+        public readonly SemaphoreSlim Semaphore = new(1, 1);
+        public volatile int SessionThread = -1;
+    }
 
     public SaliencyExplainer(nn.Module<Tensor, Tensor> model)
     {
@@ -69,16 +76,78 @@ public sealed class SaliencyExplainer
         if (targets.Count == 0) throw new ArgumentException("At least one target is needed.", nameof(targets));
         if (targets.Any(t => t is null)) throw new ArgumentNullException(nameof(targets), "A target is null.");
         options ??= new SaliencyOptions();
-        var modules = ModelInspection.NamedModules(Model);
-        var config = Validate(options, modules);
+        var config = Validate(options, ModelInspection.NamedModules(Model));
         ValidateInput(input);
 
-        lock (Locks.GetValue(Model, _ => new object()))
+        var gate = Enter();
+        try
         {
             using var scope = torch.NewDisposeScope();
             using var rules = new RuleScope(Model, config);
             ScopeCreated?.Invoke(rules);
             return Run(rules, config, options, input, targets);
+        }
+        finally
+        {
+            gate.Semaphore.Release();
+        }
+    }
+
+    /// <summary>
+    /// Installs the rules for <paramref name="options"/> once and keeps them until the session is
+    /// disposed, so that repeated calls (an audit over many batches) reuse W⁺ = max(W, 0) instead of
+    /// recomputing it per call. While the session is open the model stays in eval mode with frozen
+    /// parameters, and the model's weights must not change. Other callers of this model wait for it.
+    /// </summary>
+    public SaliencySession OpenSession(SaliencyOptions? options = null)
+    {
+        options ??= new SaliencyOptions();
+        var config = Validate(options, ModelInspection.NamedModules(Model));
+        var gate = Enter();
+        try
+        {
+            var rules = new RuleScope(Model, config);
+            gate.SessionThread = Environment.CurrentManagedThreadId;
+            return new SaliencySession(this, rules, config, options, () =>
+            {
+                rules.Dispose();
+                gate.SessionThread = -1;
+                gate.Semaphore.Release();
+            });
+        }
+        catch
+        {
+            gate.Semaphore.Release();
+            throw;
+        }
+    }
+
+    private ModelGate Enter()
+    {
+        var gate = Gates.GetValue(Model, _ => new ModelGate());
+        if (gate.SessionThread == Environment.CurrentManagedThreadId)
+            throw new InvalidOperationException(
+                "A SaliencySession is open on this model in this thread; call session.Explain, or dispose the session first.");
+        gate.Semaphore.Wait();
+        return gate;
+    }
+
+    internal IReadOnlyList<SaliencyResult> RunInSession(RuleScope rules, ScopeConfig config, SaliencyOptions options,
+                                                        Tensor input, IReadOnlyList<SaliencyTarget> targets)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(targets);
+        if (targets.Count == 0) throw new ArgumentException("At least one target is needed.", nameof(targets));
+        if (targets.Any(t => t is null)) throw new ArgumentNullException(nameof(targets), "A target is null.");
+        ValidateInput(input);
+        using var scope = torch.NewDisposeScope();
+        try
+        {
+            return Run(rules, config, options, input, targets);
+        }
+        finally
+        {
+            rules.ReleaseCallTensors();
         }
     }
 

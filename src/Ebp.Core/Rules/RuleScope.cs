@@ -105,6 +105,18 @@ internal sealed class RuleScope : IDisposable
         return t;
     }
 
+    /// <summary>Frees the tensors kept for the last call's backward passes (a session's W⁺ stays).</summary>
+    public void ReleaseCallTensors()
+    {
+        lock (_kept)
+        {
+            foreach (var t in _kept) t.Dispose();
+            _kept.Clear();
+        }
+        _saliencyCuts.Clear();
+        _contrastOutput = null;
+    }
+
     /// <summary>Clears the per-forward state; call before each forward pass.</summary>
     public void BeginForward(bool inputIsSaliency)
     {
@@ -269,11 +281,7 @@ internal sealed class RuleScope : IDisposable
         foreach (var (p, requiresGrad) in _frozen) p.requires_grad_(requiresGrad);
         // train(bool) recurses into children: restore from the root down so that each module ends with its own flag.
         foreach (var (module, training, _) in _training.OrderBy(t => t.Depth)) module.train(training);
-        lock (_kept)
-        {
-            foreach (var t in _kept) t.Dispose();
-            _kept.Clear();
-        }
+        ReleaseCallTensors();
         lock (_ownedWeights)
         {
             foreach (var t in _ownedWeights) t.Dispose();

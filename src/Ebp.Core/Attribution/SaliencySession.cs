@@ -1,0 +1,50 @@
+using Ebp.Rules;
+using static TorchSharp.torch;
+
+namespace Ebp;
+
+/// <summary>
+/// Saliency rules installed on a model for several calls (see <see cref="SaliencyExplainer.OpenSession"/>).
+/// Dispose it to remove the rules and restore the model's mode and flags.
+/// </summary>
+public sealed class SaliencySession : IDisposable
+{
+    private readonly SaliencyExplainer _explainer;
+    private readonly RuleScope _rules;
+    private readonly ScopeConfig _config;
+    private readonly Action _close;
+    private bool _disposed;
+
+    internal SaliencySession(SaliencyExplainer explainer, RuleScope rules, ScopeConfig config, SaliencyOptions options, Action close)
+    {
+        _explainer = explainer;
+        _rules = rules;
+        _config = config;
+        Options = options;
+        _close = close;
+    }
+
+    /// <summary>The options every call of this session uses.</summary>
+    public SaliencyOptions Options { get; }
+
+    /// <summary>As <see cref="SaliencyExplainer.Explain"/>, with this session's options.</summary>
+    public SaliencyResult Explain(Tensor input, SaliencyTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        return ExplainEach(input, new[] { target })[0];
+    }
+
+    /// <summary>As <see cref="SaliencyExplainer.ExplainEach"/>, with this session's options.</summary>
+    public IReadOnlyList<SaliencyResult> ExplainEach(Tensor input, IReadOnlyList<SaliencyTarget> targets)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _explainer.RunInSession(_rules, _config, Options, input, targets);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _close();
+    }
+}
