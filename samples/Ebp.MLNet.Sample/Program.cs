@@ -42,7 +42,7 @@ var options = new SaliencyEstimator.Options
     ImageHeight = settings.Size,
     BatchSize = settings.Batch,
     OverlayColumnName = "Overlay",
-    InvalidRows = InvalidRowHandling.Skip, // an unreadable file becomes an empty row, reported below
+    InvalidRows = InvalidRowHandling.Skip, // an unreadable file becomes an empty row (zeros, label −1), its reason in "SaliencyError"
 };
 if (settings.Architecture is not null)
 {
@@ -77,7 +77,7 @@ Console.WriteLine($"{files.Count} images from {folder}; model input {settings.Si
 using var model = pipeline.Fit(data);
 var view = model.Transform(data);
 
-var csv = new StringBuilder("image,predicted_class,score,target,peak_x,peak_y,overlay\n");
+var csv = new StringBuilder("image,predicted_class,score,target,peak_x,peak_y,overlay,error\n");
 int mapWidth = model.LastTransformer.MapWidth, mapHeight = model.LastTransformer.MapHeight;
 using (var cursor = view.GetRowCursor(view.Schema))
 {
@@ -86,7 +86,8 @@ using (var cursor = view.GetRowCursor(view.Schema))
     var predicted = cursor.GetGetter<int>(view.Schema["PredictedLabel"]);
     var scores = cursor.GetGetter<VBuffer<float>>(view.Schema["Scores"]);
     var overlay = cursor.GetGetter<MLImage>(view.Schema["Overlay"]);
-    ReadOnlyMemory<char> name = default;
+    var error = cursor.GetGetter<ReadOnlyMemory<char>>(view.Schema["SaliencyError"]);
+    ReadOnlyMemory<char> name = default, reason = default;
     VBuffer<float> map = default, score = default;
     while (cursor.MoveNext())
     {
@@ -97,10 +98,11 @@ using (var cursor = view.GetRowCursor(view.Schema))
         predicted(ref cls);
         scores(ref score);
         overlay(ref image!);
-        if (cls < 0 || image is null)
+        error(ref reason);
+        if (!reason.IsEmpty)
         {
-            Console.WriteLine($"  {name}: skipped (unreadable image)");
-            csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},,,,,,"));
+            Console.WriteLine($"  {name}: skipped ({reason})");
+            csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},,,,,,,{Csv(reason.ToString())}"));
             continue;
         }
         var values = map.DenseValues().ToArray();
@@ -109,7 +111,7 @@ using (var cursor = view.GetRowCursor(view.Schema))
         SaliencyImages.SavePng(image, Path.Combine(settings.Output, overlayFile));
         image.Dispose();
         float s = score.GetItemOrDefault(cls);
-        csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},{cls},{s:G6},predicted,{px},{py},{overlayFile}"));
+        csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},{cls},{s:G6},predicted,{px},{py},{overlayFile},"));
         Console.WriteLine(FormattableString.Invariant($"  {name}: class {cls} (score {s:G4}), saliency peak at ({px}, {py}) → {overlayFile}"));
     }
 }
@@ -118,7 +120,7 @@ File.WriteAllText(csvPath, csv.ToString());
 Console.WriteLine($"Wrote {csvPath} and the overlay PNGs in {Path.GetFullPath(settings.Output)}.");
 return 0;
 
-static string Csv(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+static string Csv(string s) => s.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
 
 /// <summary>The sample's input row.</summary>
 internal sealed class ImageInput

@@ -49,9 +49,11 @@ public enum InvalidRowHandling
     Throw,
 
     /// <summary>
-    /// Keep the row but give it empty outputs: a saliency map and scores of NaN, predicted label −1 and an overlay of
-    /// <c>null</c>. The other rows of the batch are computed as usual. (An ML.NET transform cannot drop rows; filter
-    /// on <c>PredictedLabel &gt;= 0</c> afterwards if needed.)
+    /// Keep the row but give it empty outputs: an all-zero saliency map and scores (never NaN or ∞), predicted label
+    /// (and top-k classes) −1, an overlay of <c>null</c>, and the reason in the error column
+    /// (<see cref="SaliencyEstimator.Options.ErrorColumnName"/>, <c>""</c> for computed rows). The other rows of the batch
+    /// are computed as usual. (An ML.NET transform cannot drop rows; filter on <c>PredictedLabel &gt;= 0</c> or an empty
+    /// error afterwards if needed.)
     /// </summary>
     Skip,
 }

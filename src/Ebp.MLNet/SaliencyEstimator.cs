@@ -19,7 +19,7 @@ namespace Ebp.MLNet;
 /// <para>
 /// | Does this estimator need to look at the data to train its parameters? | No |
 /// | Input column data type | <c>MLImage</c> (from <c>LoadImages</c>/<c>ResizeImages</c>) or known-size vector of <see cref="float"/> of size 3·H·W |
-/// | Output column data type | <c>Vector&lt;Single, H, W&gt;</c> (saliency), <see cref="int"/> (predicted class), <c>Vector&lt;Single, classes&gt;</c> (scores), optional <c>MLImage</c> (overlay) |
+/// | Output column data type | <c>Vector&lt;Single, H, W&gt;</c> (saliency; <c>Vector&lt;Single, k, H, W&gt;</c> with <see cref="Options.TopK"/> = k &gt; 1), <see cref="int"/> (predicted class), <c>Vector&lt;Single, classes&gt;</c> (scores), <c>Vector&lt;Int32, k&gt;</c> (top-k classes, only for k &gt; 1), optional <c>MLImage</c> (overlay), <see cref="string"/> (row error, "" for computed rows) |
 /// </para>
 /// </remarks>
 public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
@@ -42,14 +42,14 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
     /// Checks <paramref name="input"/>'s schema, builds the model (architecture and weights) and returns the transformer.
     /// Reads no row.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">A column is missing or has the wrong type or size, or a layer name is
-    /// unknown (ML.NET's "Schema mismatch for input column 'X': expected …, got …" wording).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A column is missing or has the wrong type or size, a layer name is
+    /// unknown (ML.NET's "Schema mismatch for input column 'X': expected …, got …" wording), or
+    /// <see cref="Options.TopK"/> &gt; 1 is combined with a target other than <see cref="SaliencyTargetKind.Predicted"/> or
+    /// exceeds the model's classes.</exception>
     public SaliencyTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        // Columns first: cheap and independent of the model.
-        Binding.CheckColumns(input.Schema, _config, numClasses: null);
-
+        _config.CheckTopK();
         ModelPrototype? prototype;
         lock (_gate)
         {
@@ -57,6 +57,13 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
             _prototype = null; // hand the cached architecture to this transformer; a second Fit builds a new one
         }
         prototype ??= ModelPrototype.Build(_options);
+        // Columns before any weights are loaded or rows read; the channel count comes from the architecture.
+        try { Binding.CheckColumns(input.Schema, _config.WithChannels(prototype.Module), numClasses: null); }
+        catch
+        {
+            if (prototype.Owned) prototype.Module.Dispose();
+            throw;
+        }
         ModelPool? pool = null;
         try
         {
@@ -81,6 +88,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
+        _config.CheckTopK();
         Binding.CheckShape(inputSchema, _config);
         ModelPrototype prototype;
         lock (_gate)
@@ -111,7 +119,10 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
     /// </remarks>
     public sealed class Options
     {
-        /// <summary>The saliency map column, <c>Vector&lt;Single, H, W&gt;</c>. Default <c>"Saliency"</c>.</summary>
+        /// <summary>
+        /// The saliency map column, <c>Vector&lt;Single, H, W&gt;</c>, or <c>Vector&lt;Single, k, H, W&gt;</c> with <see cref="TopK"/> = k &gt; 1
+        /// (the map of rank r at index [r]). Default <c>"Saliency"</c>.
+        /// </summary>
         public string OutputColumnName { get; set; } = "Saliency";
 
         /// <summary>
@@ -208,6 +219,24 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// <summary>Target of the backward pass. Default <see cref="SaliencyTargetKind.Predicted"/> (top-1).</summary>
         public SaliencyTargetKind Target { get; set; } = SaliencyTargetKind.Predicted;
 
+        /// <summary>
+        /// Number of top predicted classes to map per row. Default 1: one map for <see cref="Target"/>. With k &gt; 1 (only with
+        /// <see cref="Target"/> = <see cref="SaliencyTargetKind.Predicted"/>; otherwise <see cref="Fit"/> and
+        /// <see cref="GetOutputSchema"/> throw <see cref="ArgumentOutOfRangeException"/>) the k highest-scoring classes of each
+        /// row are mapped from <b>one</b> forward pass per batch (<see cref="SaliencyExplainer.ExplainEach"/> with
+        /// <see cref="SaliencyTarget.TopK"/>): the saliency column becomes <c>Vector&lt;Single, k, H, W&gt;</c> with the map of
+        /// rank r (0 = top-1) at [r], and <see cref="TopKClassesColumnName"/> holds the classes. The overlay shows the top-1 map.
+        /// k must not exceed the model's classes.
+        /// </summary>
+        public int TopK { get; set; } = 1;
+
+        /// <summary>
+        /// With <see cref="TopK"/> = k &gt; 1: column of the mapped classes, <c>Vector&lt;Int32, k&gt;</c>, 0-based model class
+        /// indices in rank order (descending score; ties to the lower index, as <see cref="PredictedLabelColumnName"/>), −1 for a
+        /// skipped row. Not added when <see cref="TopK"/> is 1. Null omits it. Default <c>"TopKClasses"</c>.
+        /// </summary>
+        public string? TopKClassesColumnName { get; set; } = "TopKClasses";
+
         /// <summary>The class (0-based) for <see cref="SaliencyTargetKind.FixedClass"/>. Default 0.</summary>
         public int TargetClass { get; set; }
 
@@ -236,8 +265,20 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// <summary>Opacity of the heat map in the overlay, 0–1. Default 0.5.</summary>
         public float OverlayAlpha { get; set; } = 0.5f;
 
-        /// <summary>Unreadable images, NaN/∞ pixels, missing labels. Default <see cref="InvalidRowHandling.Throw"/>.</summary>
+        /// <summary>
+        /// Unreadable images, NaN/∞ pixels, missing labels, non-finite model scores. Default <see cref="InvalidRowHandling.Throw"/>:
+        /// the cursor or prediction throws. <see cref="InvalidRowHandling.Skip"/>: the row gets an all-zero map and scores,
+        /// predicted label (and top-k classes) −1, a null overlay and the reason in <see cref="ErrorColumnName"/>.
+        /// </summary>
         public InvalidRowHandling InvalidRows { get; set; } = InvalidRowHandling.Throw;
+
+        /// <summary>
+        /// Column (<see cref="string"/>, ML.NET text) giving why a row was skipped (<see cref="InvalidRowHandling.Skip"/>), e.g.
+        /// <c>the image in column 'Image' could not be read: …</c>; <c>""</c> for every computed row (so always <c>""</c> with
+        /// <see cref="InvalidRowHandling.Throw"/>). The stage never writes NaN or ∞: a skipped row's map and scores are zeros,
+        /// so this column (or <c>PredictedLabel == -1</c>) is how to tell it apart. Null omits it. Default <c>"SaliencyError"</c>.
+        /// </summary>
+        public string? ErrorColumnName { get; set; } = "SaliencyError";
 
         /// <summary>A shallow copy (arrays copied; the factory and module are shared).</summary>
         public Options Clone()

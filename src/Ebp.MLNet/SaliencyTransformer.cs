@@ -13,6 +13,10 @@ namespace Ebp.MLNet;
 /// <item><see cref="Transform"/> is lazy: it checks the schema and returns a view; the model first runs when a cursor
 /// moves and a stage column is active. A cursor reads <see cref="BatchSize"/> rows, runs one forward/backward pass for
 /// them and serves the rows from that batch; results do not depend on the batch size.</item>
+/// <item>Output is never NaN or ∞: a row that cannot be computed either throws (<see cref="InvalidRowHandling.Throw"/>) or,
+/// with <see cref="InvalidRowHandling.Skip"/>, gets zeros, −1 classes, a null overlay and its reason in the error column.</item>
+/// <item>With <see cref="SaliencyEstimator.Options.TopK"/> = k &gt; 1 each batch runs one forward pass and k backward passes
+/// (<see cref="SaliencyExplainer.ExplainEach"/>); the saliency column holds k maps in rank order.</item>
 /// <item>The transformer is a row-to-row mapper, so <c>mlContext.Model.CreatePredictionEngine</c> works (one row per
 /// pass).</item>
 /// <item>Each forward/backward pass rents a model instance from the transformer's pool; more are created on demand
@@ -52,6 +56,15 @@ public sealed class SaliencyTransformer : ITransformer, IDisposable
 
     /// <summary>The overlay column, or null.</summary>
     public string? OverlayColumnName => Config.OverlayColumn;
+
+    /// <summary>The row-error column (<c>""</c> for computed rows, the reason for skipped ones), or null.</summary>
+    public string? ErrorColumnName => Config.ErrorColumn;
+
+    /// <summary>Number of top predicted classes mapped per row (1 = one map for the configured target).</summary>
+    public int TopK => Config.TopK;
+
+    /// <summary>The top-k classes column, or null (always null when <see cref="TopK"/> is 1).</summary>
+    public string? TopKClassesColumnName => Config.HasTopKColumn ? Config.TopKClassesColumn : null;
 
     /// <summary>The saliency method.</summary>
     public SaliencyMethod Method => Config.Method;

@@ -137,7 +137,9 @@ public sealed class EquivalenceTests
         using var skipping = TestData.ImagePipeline(ml).Append(ml.Transforms.ComputeSaliency(o)).Fit(data);
         var skipped = TestData.Read(ml, skipping.Transform(missingData));
         Assert.AreEqual(-1, skipped[1].PredictedLabel);
-        Assert.IsTrue(skipped[1].Saliency.All(float.IsNaN));
+        Assert.IsTrue(skipped[1].Saliency.All(v => v == 0f) && skipped[1].Scores.All(v => v == 0f));
+        Assert.AreEqual("the label in column 'Label' is missing (key value 0)", skipped[1].SaliencyError);
+        Assert.AreEqual("", skipped[2].SaliencyError);
         TestData.AssertClose(expected.Maps[2], skipped[2].Saliency, 1e-5, "row 2 next to a skipped row");
     }
 

@@ -64,6 +64,47 @@ public sealed class PersistenceTests
     }
 
     [TestMethod]
+    public void Version1SettingsStillLoad()
+    {
+        // A stage saved before TopK and the error column existed (settings format version 1) loads with their defaults.
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TestData.Rows());
+        var pixels = ml.Data.LoadFromEnumerable(
+            ml.Data.CreateEnumerable<PixelRow>(TestData.PixelPipeline(ml).Fit(data).Transform(data), false).ToList());
+        var path = NewPath("v1.zip");
+        List<SaliencyRow> expected;
+        using (var stage = ml.Transforms.ComputeSaliency(TestData.Options("Pixels")).Fit(pixels))
+        {
+            expected = TestData.Read(ml, stage.Transform(pixels));
+            SaliencyModel.Save(ml, stage, null, path);
+        }
+        using (var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Update))
+        {
+            var entry = zip.Entries.Single(e => e.FullName.EndsWith(".saliency.json", StringComparison.Ordinal));
+            string json;
+            using (var reader = new StreamReader(entry.Open())) json = reader.ReadToEnd();
+            var node = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject();
+            Assert.AreEqual(2, (int)node["Version"]!);
+            node["Version"] = 1;
+            node.Remove("ErrorColumn");
+            node.Remove("TopK");
+            node.Remove("TopKClassesColumn");
+            entry.Delete();
+            using var writer = new StreamWriter(zip.CreateEntry(entry.FullName).Open());
+            writer.Write(node.ToJsonString());
+        }
+        using var loaded = (SaliencyTransformer)SaliencyModel.Load(ml, path, out _);
+        Assert.AreEqual(1, loaded.TopK);
+        Assert.AreEqual("SaliencyError", loaded.ErrorColumnName);
+        var rows = TestData.Read(ml, loaded.Transform(pixels));
+        for (int i = 0; i < rows.Count; i++)
+        {
+            TestData.AssertClose(expected[i].Saliency, rows[i].Saliency, 1e-6, $"row {i}");
+            Assert.AreEqual("", rows[i].SaliencyError);
+        }
+    }
+
+    [TestMethod]
     public void MLNetSaveGivesAClearError()
     {
         var ml = new MLContext(seed: 1);

@@ -181,6 +181,8 @@ public sealed class SchemaTests
         var shape = estimator.GetOutputSchema(ShapeOf(data.Schema));
         Assert.AreEqual(SchemaShape.Column.VectorKind.Vector, shape.Single(c => c.Name == "Saliency").Kind);
         Assert.AreEqual(NumberDataViewType.Int32, shape.Single(c => c.Name == "PredictedLabel").ItemType);
+        Assert.AreEqual(TextDataViewType.Instance, shape.Single(c => c.Name == "SaliencyError").ItemType);
+        Assert.IsFalse(shape.Any(c => c.Name == "TopKClasses"), "no top-k column for TopK = 1");
 
         using var transformer = estimator.Fit(data);
         var schema = transformer.GetOutputSchema(data.Schema);
@@ -188,6 +190,8 @@ public sealed class SchemaTests
         Assert.AreEqual(NumberDataViewType.Int32, schema["PredictedLabel"].Type);
         Assert.AreEqual(new VectorDataViewType(NumberDataViewType.Single, TestData.Classes), schema["Scores"].Type);
         Assert.AreEqual(new Microsoft.ML.Transforms.Image.ImageDataViewType(32, 32), schema["Overlay"].Type);
+        Assert.AreEqual(TextDataViewType.Instance, schema["SaliencyError"].Type);
+        Assert.IsNull(schema.GetColumnOrNull("TopKClasses"));
 
         // An estimator chain runs the estimator's schema propagation before fitting: it sees the same shape.
         var chain = new EstimatorChain<ITransformer>().Append(estimator);

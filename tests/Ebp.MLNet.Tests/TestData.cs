@@ -36,6 +36,18 @@ public sealed class SaliencyRow
     public float[] Saliency { get; set; } = [];
     public int PredictedLabel { get; set; }
     public float[] Scores { get; set; } = [];
+    public string SaliencyError { get; set; } = "";
+}
+
+/// <summary>The stage's outputs with <c>TopK</c> &gt; 1.</summary>
+public sealed class TopKRow
+{
+    public string Path { get; set; } = "";
+    public float[] Saliency { get; set; } = [];
+    public int PredictedLabel { get; set; }
+    public float[] Scores { get; set; } = [];
+    public int[] TopKClasses { get; set; } = [];
+    public string SaliencyError { get; set; } = "";
 }
 
 /// <summary>
@@ -98,6 +110,39 @@ public static class TestData
 
     public static List<SaliencyRow> Read(MLContext ml, IDataView view) =>
         ml.Data.CreateEnumerable<SaliencyRow>(view, reuseRowObject: false, ignoreMissingColumns: true).ToList();
+
+    /// <summary>
+    /// Reads every column of every row through a cursor and asserts that no float value (scalar or vector) is NaN or ∞:
+    /// the stage's "never NaN silently" rule.
+    /// </summary>
+    public static int AssertNoNaNOrInfinity(IDataView view)
+    {
+        int rows = 0;
+        var floatVectors = view.Schema.Where(c => c.Type is VectorDataViewType { ItemType: NumberDataViewType n } && n == NumberDataViewType.Single).ToList();
+        var floats = view.Schema.Where(c => c.Type == NumberDataViewType.Single).ToList();
+        using var cursor = view.GetRowCursor(view.Schema);
+        var vectorGetters = floatVectors.Select(c => (c.Name, Get: cursor.GetGetter<VBuffer<float>>(c))).ToList();
+        var scalarGetters = floats.Select(c => (c.Name, Get: cursor.GetGetter<float>(c))).ToList();
+        VBuffer<float> buffer = default;
+        while (cursor.MoveNext())
+        {
+            foreach (var (name, get) in vectorGetters)
+            {
+                get(ref buffer);
+                foreach (var v in buffer.DenseValues())
+                    Assert.IsTrue(float.IsFinite(v), $"row {cursor.Position}, column '{name}': {v}");
+            }
+            foreach (var (name, get) in scalarGetters)
+            {
+                float v = 0;
+                get(ref v);
+                Assert.IsTrue(float.IsFinite(v), $"row {cursor.Position}, column '{name}': {v}");
+            }
+            rows++;
+        }
+        Assert.IsTrue(floatVectors.Count > 0, "no float vector column was checked");
+        return rows;
+    }
 
     /// <summary>Asserts |a − b| ≤ rel · max|a| elementwise (NaN must match NaN).</summary>
     public static void AssertClose(float[] expected, float[] actual, double rel = 1e-5, string what = "")

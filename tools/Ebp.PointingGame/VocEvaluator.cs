@@ -89,13 +89,13 @@ public static class VocEvaluator
 
     /// <summary>
     /// The default "difficult" trials of the paper for VOC: the class's boxes cover less than a quarter of the image,
-    /// and at least one other class is present.
+    /// and at least one other class (of the evaluated classes, <paramref name="classesPresent"/>) is present.
     /// </summary>
-    public static bool IsDifficult(VocAnnotation annotation, string className, bool[] mask)
+    public static bool IsDifficult(VocAnnotation annotation, string className, bool[] mask, IEnumerable<string> classesPresent)
     {
         int area = mask.Count(b => b);
         bool small = 4L * area < (long)annotation.Width * annotation.Height;
-        bool distractor = annotation.ClassNames.Any(n => n != className);
+        bool distractor = classesPresent.Any(n => n != className);
         return small && distractor;
     }
 
@@ -151,7 +151,7 @@ public static class VocEvaluator
                 {
                     var mask = a.ClassMask(present[k]);
                     bool hit = Datasets.PointingGame.IsHit(mask, a.Width, a.Height, points[k].X, points[k].Y, tolerancePx);
-                    acc.Record(index[present[k]], hit, IsDifficult(a, present[k], mask));
+                    acc.Record(index[present[k]], hit, IsDifficult(a, present[k], mask, present));
                 }
                 progress?.Invoke(method, done);
             }

@@ -13,12 +13,12 @@ using static TorchSharp.torch;
 //
 //   dotnet run -c Release --project tools/Ebp.Train -- --out models/cluttered-mnist-vgg.safetensors
 //
-// Options: --steps N (default 3000) --batch N (64) --lr X (0.002) --seed N (torch seed, 1) --scene-seed N (training
+// Options: --steps N (default 2500) --batch N (64) --lr X (0.002) --seed N (torch seed, 1) --scene-seed N (training
 // scenes, 1) --test-scenes N (2000) --threads N (2) --mnist DIR (default: the fetch-mnist.sh cache) --bench N (time N
 // steps and exit, nothing written).
 var culture = CultureInfo.InvariantCulture;
 string outPath = "models/cluttered-mnist-vgg.safetensors";
-int steps = 3000, batch = 64, threads = 2, testScenes = 2000, bench = 0, logEvery = 100;
+int steps = 2500, batch = 64, threads = 2, testScenes = 2000, bench = 0, logEvery = 100;
 double lr = 0.002;
 long seed = 1;
 ulong sceneSeed = 1;
@@ -43,7 +43,7 @@ for (int i = 0; i < args.Length; i++)
         case "--overfit": overfit = true; break;
         case "-h" or "--help":
             Console.WriteLine("dotnet run -c Release --project tools/Ebp.Train -- [--out models/cluttered-mnist-vgg.safetensors] " +
-                              "[--steps 3000] [--batch 64] [--lr 0.002] [--seed 1] [--scene-seed 1] [--test-scenes 2000] [--threads 2] [--mnist DIR] [--bench N]");
+                              "[--steps 2500] [--batch 64] [--lr 0.002] [--seed 1] [--scene-seed 1] [--test-scenes 2000] [--threads 2] [--mnist DIR] [--bench N]");
             return 0;
         default:
             Console.Error.WriteLine($"Unknown argument '{args[i]}' (try --help).");
@@ -54,7 +54,7 @@ for (int i = 0; i < args.Length; i++)
 torch.set_num_threads(threads);
 torch.manual_seed(seed);
 
-// The architecture: VGG-style, batch norm, 80×80 grey input → 10×10×64 features → 5×5 average pool → 128 → 128 → 10.
+// The architecture: VGG-style, batch norm, 80×80 grey input → 10×10×64 features → global average pool → 128 → 128 → 10.
 var spec = new JsonObject
 {
     ["kind"] = "vgg",
@@ -63,11 +63,24 @@ var spec = new JsonObject
     ["in_channels"] = 1,
     ["hidden"] = 128,
     ["num_classes"] = 10,
-    ["pool_size"] = new JsonArray(5, 5),
+    ["pool_size"] = new JsonArray(1, 1),
     ["dropout"] = 0.0,
 };
 var config = ModelSpec.ParseVgg(System.Text.Json.JsonDocument.Parse(spec.ToJsonString()).RootElement);
 using var model = new Vgg(config);
+// Vgg initialises its linear layers as torchvision does, N(0, 0.01). For this small network that leaves the output
+// nearly constant and training sat at the label prior (loss 0.562) for hundreds of steps; PyTorch's default
+// nn.Linear initialisation, U(±1/√fan_in) for weight and bias, starts learning at once.
+using (torch.no_grad())
+{
+    foreach (var (_, module) in model.named_modules())
+    {
+        if (module is not TorchSharp.Modules.Linear linear) continue;
+        double bound = 1.0 / Math.Sqrt(linear.in_features);
+        nn.init.uniform_(linear.weight!, -bound, bound);
+        if (linear.bias is not null) nn.init.uniform_(linear.bias, -bound, bound);
+    }
+}
 model.train();
 long parameterCount = model.parameters().Sum(p => p.numel());
 
@@ -75,7 +88,7 @@ var train = MnistSource.LoadTrain(mnistDir);
 var generator = ClutteredMnistGenerator.ForTraining(train);
 Console.WriteLine($"Training data: MNIST train ({train.Count} digits), cluttered scenes {generator.Options.CanvasSize}×{generator.Options.CanvasSize}, scene seed {sceneSeed}, " +
                   $"{(bench > 0 ? bench : steps)} steps × batch {batch} (scene i of step s = index s·{batch}+i, each scene seen once).");
-Console.WriteLine($"Model: {parameterCount:N0} parameters; torch seed {seed}; threads {threads}; Adam lr {lr} (1 % warm-up, cosine decay).");
+Console.WriteLine($"Model: {spec.ToJsonString()}, {parameterCount:N0} parameters; torch seed {seed}; threads {threads}; Adam lr {lr} (1 % warm-up, cosine decay).");
 
 var optimizer = torch.optim.Adam(model.parameters(), lr);
 using var lossFunction = nn.BCEWithLogitsLoss();
@@ -171,6 +184,7 @@ var card = new ModelCard
         ["scenes_seen"] = (long)steps * batch,
         ["loss"] = "BCEWithLogits (one sigmoid per class)",
         ["optimizer"] = $"Adam, lr {lr.ToString(culture)}, linear warm-up over {warmup} steps, cosine decay to 0",
+        ["init"] = "convolutions and batch norm as torchvision (Kaiming-normal fan-out, BN weight 1 bias 0); linear layers PyTorch default U(±1/√fan_in)",
         ["torch_threads"] = threads,
         ["seconds"] = Math.Round(trainSeconds),
         ["machine"] = SceneData.Machine(),

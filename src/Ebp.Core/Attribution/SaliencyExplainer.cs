@@ -221,7 +221,7 @@ public sealed class SaliencyExplainer
             }
 
             var map = signal.sum(1, keepdim: true);
-            if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop) map = map.clamp_min(0);
+            if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop) map = map.clamp_min(Scalars.Zero);
             map = PostProcess(map, options, input);
             if (!map.isfinite().all().item<bool>())
                 throw new InvalidOperationException(

@@ -73,10 +73,11 @@ public abstract class SaliencyTarget
             foreach (var c in _classes)
                 if (c < 0 || c >= classes)
                     throw new ArgumentOutOfRangeException("target", c, $"Target class {c} is out of range: the model has {classes} classes (0..{classes - 1}).");
-            var seed = torch.zeros(batch, classes, dtype: output.dtype, device: output.device);
+            // Built on the host from an array: no temporary Scalars (see Rules.Scalars).
+            var values = new float[batch * classes];
             for (long b = 0; b < batch; b++)
-                seed[b, _broadcast ? _classes[0] : _classes[b]] = 1;
-            return seed;
+                values[b * classes + (_broadcast ? _classes[0] : _classes[b])] = 1f;
+            return torch.tensor(values, new[] { batch, classes }, dtype: output.dtype, device: output.device);
         }
     }
 

@@ -51,13 +51,13 @@ internal static class ExcitationComposite
     private static (Tensor Positive, Lazy<Tensor> Negated) ClampedWeights(Tensor weight, List<Tensor> owned)
     {
         Tensor pos;
-        using (torch.no_grad()) pos = weight.detach().clamp_min(0).DetachFromDisposeScope();
+        using (torch.no_grad()) pos = weight.detach().clamp_min(Scalars.Zero).DetachFromDisposeScope();
         owned.Add(pos);
         // Only the contrastive classifier ever needs max(−W, 0); build it on first use.
         var neg = new Lazy<Tensor>(() =>
         {
             Tensor n;
-            using (torch.no_grad()) n = weight.detach().neg().clamp_min(0).DetachFromDisposeScope();
+            using (torch.no_grad()) n = weight.detach().neg().clamp_min(Scalars.Zero).DetachFromDisposeScope();
             lock (owned) owned.Add(n);
             return n;
         });

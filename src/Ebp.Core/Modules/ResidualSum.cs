@@ -13,5 +13,5 @@ public sealed class ResidualSum : nn.Module<Tensor, Tensor, Tensor>
     public ResidualSum(string name = "ResidualSum") : base(name) { }
 
     /// <summary>Returns <paramref name="branch"/> + <paramref name="shortcut"/> (a new tensor).</summary>
-    public override Tensor forward(Tensor branch, Tensor shortcut) => branch.add(shortcut);
+    public override Tensor forward(Tensor branch, Tensor shortcut) => branch.add(shortcut, Rules.Scalars.One);
 }

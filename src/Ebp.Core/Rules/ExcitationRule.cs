@@ -81,10 +81,10 @@ internal sealed class ExcitationNode
         var leaf = negate ? _negLeaf! : _leaf;
         var z = negate ? _negZ! : _z;
         using var scope = torch.NewDisposeScope();
-        var s = g / (z + ExcitationRule.Epsilon);
+        var s = g.div(z.add(Scalars.Epsilon, Scalars.One));
         var t = SafeAutograd.Gradient(z, s, leaf, retainGraph: true)
             ?? throw new InvalidOperationException("the rule's Z = layer(x; W⁺) does not depend on the layer input.");
-        return (_x * t).MoveToOuterDisposeScope();
+        return _x.mul(t).MoveToOuterDisposeScope();
     }
 }
 

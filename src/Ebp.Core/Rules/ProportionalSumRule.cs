@@ -37,9 +37,9 @@ internal sealed class ProportionalSumFunction : torch.autograd.MultiTensorFuncti
         {
             using var scope = torch.NewDisposeScope();
             var y = node.Output;
-            var zero = y.eq(0);
+            var zero = y.eq(Scalars.Zero);
             var safeY = torch.where(zero, torch.ones_like(y), y);
-            var half = torch.full_like(y, 0.5);
+            var half = torch.full_like(y, Scalars.Half);
             var shareA = torch.where(zero, half, node.A / safeY);
             var shareB = torch.where(zero, half, node.B / safeY);
             var ga = SumToShape(shareA * g, node.A.shape);

@@ -86,7 +86,7 @@ internal sealed class RuleScope : IDisposable
             if (sink.TryGetValue(name, out var previous))
             {
                 // A module that runs more than once: its signals add up, as autograd adds them.
-                sink[name] = (previous + copy).DetachFromDisposeScope();
+                sink[name] = previous.add(copy, Scalars.One).DetachFromDisposeScope();
                 previous.Dispose();
                 copy.Dispose();
             }

@@ -1,120 +1,184 @@
+using System.Runtime.InteropServices;
 using Microsoft.ML.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Ebp.MLNet.Internal;
 
-/// <summary>One row's outputs.</summary>
+/// <summary>One row's outputs. The arrays are allocated once per cursor slot and overwritten for every batch.</summary>
 internal sealed class RowOutput
 {
     public RowOutput(StageConfig c)
     {
-        Map = new float[c.MapHeight * c.MapWidth];
+        Map = new float[c.MapValues];
         Scores = new float[c.NumClasses];
+        TopKClasses = new int[c.TopK > 1 ? c.TopK : 0];
     }
 
+    /// <summary><c>[TopK, H, W]</c> row-major (just <c>[H, W]</c> for TopK = 1).</summary>
     public float[] Map { get; }
     public float[] Scores { get; }
     public int Predicted { get; set; }
+
+    /// <summary>The mapped classes in rank order (TopK &gt; 1 only; empty otherwise).</summary>
+    public int[] TopKClasses { get; }
     public MLImage? Overlay { get; set; }
 
-    public void SetEmpty()
+    /// <summary>Why the row was skipped; <c>""</c> for a computed row.</summary>
+    public string Error { get; set; } = "";
+
+    /// <summary>The outputs of a skipped row: zeros (never NaN), −1 classes, no overlay, and the reason.</summary>
+    public void SetSkipped(string reason)
     {
-        Array.Fill(Map, float.NaN);
-        Array.Fill(Scores, float.NaN);
+        Array.Clear(Map);
+        Array.Clear(Scores);
         Predicted = -1;
+        Array.Fill(TopKClasses, -1);
         Overlay = null;
+        Error = reason;
     }
 }
 
 /// <summary>Runs one forward/backward pass for a batch of rows and spreads the results over the rows.</summary>
+/// <remarks>
+/// Copies are kept to the minimum: each row's pixels go straight into the input tensor's memory, and each map and score
+/// row straight from the result tensors into the row's reusable output arrays (no intermediate batch arrays).
+/// </remarks>
 internal sealed class BatchComputer
 {
     private readonly StageConfig _config;
     private readonly SaliencyOptions _options;
+    private readonly IReadOnlyList<SaliencyTarget>? _fixedTargets;
     private readonly bool _overlay;
+    private readonly List<int> _valid = new();
 
     public BatchComputer(StageConfig config, bool overlay)
     {
         _config = config;
         _options = config.ToSaliencyOptions();
         _overlay = overlay;
+        _fixedTargets = config.TopK > 1 ? SaliencyTarget.TopK(config.TopK)
+            : config.Target switch
+            {
+                SaliencyTargetKind.FixedClass => [SaliencyTarget.Class(config.TargetClass)],
+                SaliencyTargetKind.LabelColumn => null, // per batch
+                _ => [SaliencyTarget.Predicted],
+            };
     }
 
     /// <summary>
     /// Computes <paramref name="count"/> rows. Invalid rows throw (<see cref="InvalidRowHandling.Throw"/>) or get
-    /// empty outputs (<see cref="InvalidRowHandling.Skip"/>).
+    /// empty outputs with the reason (<see cref="InvalidRowHandling.Skip"/>).
     /// </summary>
     public void Compute(ModelPool.Lease lease, RowInput[] inputs, RowOutput[] outputs, int count)
     {
-        var valid = new List<int>(count);
+        var valid = _valid;
+        valid.Clear();
         for (int i = 0; i < count; i++)
         {
             if (inputs[i].Error is null) { valid.Add(i); continue; }
-            if (_config.InvalidRows == InvalidRowHandling.Throw)
-                throw new InvalidOperationException(
-                    $"Row {inputs[i].Position}: {inputs[i].Error}. Set InvalidRows = InvalidRowHandling.Skip to give such rows empty outputs instead.",
-                    inputs[i].ErrorCause);
-            outputs[i].SetEmpty();
+            Invalid(inputs[i], outputs[i], inputs[i].Error!, inputs[i].ErrorCause);
         }
         if (valid.Count == 0) return;
         lease.CheckAlive();
 
         int n = valid.Count, h = _config.ImageHeight, w = _config.ImageWidth, pixels = _config.PixelCount;
-        var data = new float[(long)n * pixels];
-        for (int k = 0; k < n; k++) inputs[valid[k]].Pixels.CopyTo(data, (long)k * pixels);
+        var targets = _fixedTargets ?? [SaliencyTarget.Classes(valid.Select(i => inputs[i].Target).ToArray())];
 
-        var target = _config.Target switch
-        {
-            SaliencyTargetKind.FixedClass => SaliencyTarget.Class(_config.TargetClass),
-            SaliencyTargetKind.LabelColumn => SaliencyTarget.Classes(valid.Select(i => inputs[i].Target).ToArray()),
-            _ => SaliencyTarget.Predicted,
-        };
+        using var scope = torch.NewDisposeScope();
+        var x = torch.empty(new long[] { n, _config.Channels, h, w }, ScalarType.Float32);
+        var xs = Floats(x);
+        for (int k = 0; k < n; k++) inputs[valid[k]].Pixels.CopyTo(xs.Slice(k * pixels, pixels));
 
-        float[] maps, scores, overlayMaps;
-        using (var scope = torch.NewDisposeScope())
+        IReadOnlyList<SaliencyResult> results;
+        try
         {
-            var x = torch.tensor(data, new long[] { n, 3, h, w });
-            SaliencyResult result;
-            try
-            {
-                result = lease.Explainer.Explain(x, target, _options);
-            }
-            catch (Exception e) when (e is not OutOfMemoryException and not ObjectDisposedException)
-            {
-                throw new InvalidOperationException(
-                    $"Saliency failed for the batch of rows {inputs[valid[0]].Position}–{inputs[valid[^1]].Position}: {e.Message}", e);
-            }
-            using (result)
-            {
-                var map = result.Map;
-                if (map.dim() != 4 || map.shape[2] != _config.MapHeight || map.shape[3] != _config.MapWidth || result.Scores.shape[1] != _config.NumClasses)
-                    throw new InvalidOperationException(
-                        $"The model produced a map of shape [{string.Join(", ", map.shape)}] and scores of shape [{string.Join(", ", result.Scores.shape)}]; " +
-                        $"the stage's schema expects [{n}, 1, {_config.MapHeight}, {_config.MapWidth}] and [{n}, {_config.NumClasses}].");
-                maps = map.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
-                scores = result.Scores.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
-                overlayMaps = maps;
-                if (_overlay && (_config.MapHeight != h || _config.MapWidth != w))
-                {
-                    using var up = MapPostProcessing.Resize(map, new long[] { h, w }, ResizeMode.Bilinear);
-                    overlayMaps = up.to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
-                }
-            }
+            results = lease.Explainer.ExplainEach(x, targets, _options);
         }
-
-        int mapSize = _config.MapHeight * _config.MapWidth, classes = _config.NumClasses;
-        for (int k = 0; k < n; k++)
+        catch (Exception e) when (e is not OutOfMemoryException and not ObjectDisposedException)
         {
-            var o = outputs[valid[k]];
-            Array.Copy(maps, (long)k * mapSize, o.Map, 0, mapSize);
-            Array.Copy(scores, (long)k * classes, o.Scores, 0, classes);
-            o.Predicted = ArgMax(o.Scores);
-            o.Overlay = _overlay
-                ? SaliencyImages.Blend(inputs[valid[k]].Display!, overlayMaps.AsSpan(k * h * w, h * w), w, h, _config.OverlayAlpha)
-                : null;
+            throw new InvalidOperationException(
+                $"Saliency failed for the batch of rows {inputs[valid[0]].Position}–{inputs[valid[^1]].Position}: {e.Message}", e);
+        }
+        try
+        {
+            Spread(inputs, outputs, results, n);
+        }
+        finally
+        {
+            foreach (var r in results) r.Dispose();
         }
     }
+
+    private void Spread(RowInput[] inputs, RowOutput[] outputs, IReadOnlyList<SaliencyResult> results, int n)
+    {
+        int h = _config.ImageHeight, w = _config.ImageWidth, topK = _config.TopK;
+        int mapSize = _config.MapHeight * _config.MapWidth, classes = _config.NumClasses;
+        var maps = new Tensor[results.Count];
+        for (int r = 0; r < results.Count; r++)
+        {
+            var map = results[r].Map;
+            if (map.dim() != 4 || map.shape[0] != n || map.shape[1] != 1 || map.shape[2] != _config.MapHeight || map.shape[3] != _config.MapWidth
+                || results[r].Scores.dim() != 2 || results[r].Scores.shape[1] != classes)
+                throw new InvalidOperationException(
+                    $"The model produced a map of shape [{string.Join(", ", map.shape)}] and scores of shape [{string.Join(", ", results[r].Scores.shape)}]; " +
+                    $"the stage's schema expects [{n}, 1, {_config.MapHeight}, {_config.MapWidth}] and [{n}, {classes}].");
+            maps[r] = Float32Cpu(map);
+        }
+        var scores = Float32Cpu(results[0].Scores);
+        Tensor? ranked = null;
+        if (topK > 1)
+        {
+            // The engine's own ranking (SaliencyTarget.Ranked): stable descending sort, ties to the lower index.
+            var (_, order) = results[0].Scores.detach().sort(1, descending: true, stable: true);
+            ranked = order.narrow(1, 0, topK).to(ScalarType.Int64).cpu().contiguous();
+        }
+        Tensor? overlayMaps = null;
+        if (_overlay)
+            overlayMaps = _config.MapHeight != h || _config.MapWidth != w
+                ? Float32Cpu(MapPostProcessing.Resize(results[0].Map, new long[] { h, w }, ResizeMode.Bilinear))
+                : maps[0];
+
+        var scoreValues = Floats(scores);
+        for (int k = 0; k < n; k++)
+        {
+            int row = _valid[k];
+            var o = outputs[row];
+            var rowScores = scoreValues.Slice(k * classes, classes);
+            if (!RowReader.AllFinite(rowScores))
+            {
+                Invalid(inputs[row], o, "the model's scores contain NaN or infinity", null);
+                continue;
+            }
+            rowScores.CopyTo(o.Scores);
+            for (int r = 0; r < maps.Length; r++)
+                Floats(maps[r]).Slice(k * mapSize, mapSize).CopyTo(o.Map.AsSpan(r * mapSize, mapSize));
+            o.Predicted = ArgMax(o.Scores);
+            if (ranked is not null)
+            {
+                var order = MemoryMarshal.Cast<byte, long>(ranked.bytes).Slice(k * topK, topK);
+                for (int r = 0; r < topK; r++) o.TopKClasses[r] = checked((int)order[r]);
+            }
+            o.Overlay = overlayMaps is not null
+                ? SaliencyImages.Blend(inputs[row].Display!, Floats(overlayMaps).Slice(k * h * w, h * w), w, h, _config.OverlayAlpha)
+                : null;
+            o.Error = "";
+        }
+    }
+
+    /// <summary>A row that cannot be computed: throws, or (Skip) gives it empty outputs and the reason.</summary>
+    private void Invalid(RowInput input, RowOutput output, string reason, Exception? cause)
+    {
+        if (_config.InvalidRows == InvalidRowHandling.Throw)
+            throw new InvalidOperationException(
+                $"Row {input.Position}: {reason}. Set InvalidRows = InvalidRowHandling.Skip to give such rows empty outputs instead.", cause);
+        output.SetSkipped(reason);
+    }
+
+    private static Tensor Float32Cpu(Tensor t) => t.detach().to(ScalarType.Float32).cpu().contiguous();
+
+    /// <summary>The values of a contiguous float32 CPU tensor, in place (no copy).</summary>
+    private static Span<float> Floats(Tensor t) => MemoryMarshal.Cast<byte, float>(t.bytes);
 
     private static int ArgMax(float[] v)
     {

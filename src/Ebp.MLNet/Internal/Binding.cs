@@ -28,7 +28,9 @@ internal sealed class Binding
         SaliencyIndex = next++;
         PredictedIndex = config.PredictedColumn is null ? -1 : next++;
         ScoresIndex = config.ScoresColumn is null ? -1 : next++;
+        TopKIndex = config.HasTopKColumn ? next++ : -1;
         OverlayIndex = config.OverlayColumn is null ? -1 : next++;
+        ErrorIndex = config.ErrorColumn is null ? -1 : next++;
     }
 
     public DataViewSchema Input { get; }
@@ -41,7 +43,9 @@ internal sealed class Binding
     public int SaliencyIndex { get; }
     public int PredictedIndex { get; }
     public int ScoresIndex { get; }
+    public int TopKIndex { get; }
     public int OverlayIndex { get; }
+    public int ErrorIndex { get; }
 
     /// <summary>Whether an output column index is one of the stage's own columns.</summary>
     public bool IsAdded(int outputIndex) => outputIndex >= Input.Count;
@@ -53,15 +57,19 @@ internal sealed class Binding
         var (image, isVector, label, encoding) = CheckColumns(input, config, config.NumClasses);
         var b = new DataViewSchema.Builder();
         b.AddColumns(input);
-        b.AddColumn(config.OutputColumn, new VectorDataViewType(NumberDataViewType.Single, config.MapHeight, config.MapWidth));
+        b.AddColumn(config.OutputColumn, config.TopK > 1
+            ? new VectorDataViewType(NumberDataViewType.Single, config.TopK, config.MapHeight, config.MapWidth)
+            : new VectorDataViewType(NumberDataViewType.Single, config.MapHeight, config.MapWidth));
         if (config.PredictedColumn is not null) b.AddColumn(config.PredictedColumn, NumberDataViewType.Int32);
         if (config.ScoresColumn is not null) b.AddColumn(config.ScoresColumn, new VectorDataViewType(NumberDataViewType.Single, config.NumClasses));
+        if (config.HasTopKColumn) b.AddColumn(config.TopKClassesColumn!, new VectorDataViewType(NumberDataViewType.Int32, config.TopK));
         if (config.OverlayColumn is not null) b.AddColumn(config.OverlayColumn, new ImageDataViewType(config.ImageHeight, config.ImageWidth));
+        if (config.ErrorColumn is not null) b.AddColumn(config.ErrorColumn, TextDataViewType.Instance);
         return new Binding(input, b.ToSchema(), config, image, isVector, label, encoding);
     }
 
     private static string ExpectedImageType(StageConfig c) =>
-        $"Image or Vector<Single, 3, {c.ImageHeight}, {c.ImageWidth}> (planar pixels, size {c.PixelCount})";
+        $"Image or Vector<Single, {c.Channels}, {c.ImageHeight}, {c.ImageWidth}> (planar pixels, size {c.PixelCount})";
 
     private const string ExpectedLabelType = "Key or an integer type (Int32, Int64, UInt32, …)";
 
@@ -81,7 +89,7 @@ internal sealed class Binding
                 isVector = false;
                 break;
             case VectorDataViewType v when v.ItemType == NumberDataViewType.Single && v.IsKnownSize && v.Size == config.PixelCount
-                                           && (v.Dimensions.Length == 1 || v.Dimensions.SequenceEqual(new[] { 3, config.ImageHeight, config.ImageWidth })):
+                                           && (v.Dimensions.Length == 1 || v.Dimensions.SequenceEqual(new[] { config.Channels, config.ImageHeight, config.ImageWidth })):
                 isVector = true;
                 break;
             default:
@@ -137,9 +145,13 @@ internal sealed class Binding
             columns[config.PredictedColumn] = ShapeColumn(config.PredictedColumn, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Int32);
         if (config.ScoresColumn is not null)
             columns[config.ScoresColumn] = ShapeColumn(config.ScoresColumn, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
+        if (config.HasTopKColumn)
+            columns[config.TopKClassesColumn!] = ShapeColumn(config.TopKClassesColumn!, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Int32);
         if (config.OverlayColumn is not null)
             columns[config.OverlayColumn] = ShapeColumn(config.OverlayColumn, SchemaShape.Column.VectorKind.Scalar,
                                                         new ImageDataViewType(config.ImageHeight, config.ImageWidth));
+        if (config.ErrorColumn is not null)
+            columns[config.ErrorColumn] = ShapeColumn(config.ErrorColumn, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance);
         return new SchemaShape(columns.Values);
     }
 

@@ -37,8 +37,16 @@ internal static class Pixels
             throw new InvalidDataException($"The image has {px.Length} bytes of pixels; {w}×{h} needs {w * h * 4}.");
 
         int plane = w * h;
+        if (c.Channels == 1)
+        {
+            // Grey models: ITU-R BT.601 luma of the colour image (exactly the grey value for a grey image).
+            float mean = c.Mean[0], std = c.Std[0], scale = c.Scale;
+            var dst = planar.AsSpan(0, plane);
+            for (int i = 0; i < plane; i++)
+                dst[i] = ((0.299f * px[i * 4 + r] + 0.587f * px[i * 4 + g] + 0.114f * px[i * 4 + b]) * scale - mean) / std;
+        }
         int[] src = c.ChannelOrder == ChannelOrder.Rgb ? [r, g, b] : [b, g, r];
-        for (int ch = 0; ch < 3; ch++)
+        for (int ch = 0; ch < 3 && c.Channels == 3; ch++)
         {
             float mean = c.Mean[ch], std = c.Std[ch], scale = c.Scale;
             int s = src[ch];
@@ -61,7 +69,7 @@ internal static class Pixels
     public static void NormaliseInPlace(float[] planar, StageConfig c)
     {
         int plane = c.ImageWidth * c.ImageHeight;
-        for (int ch = 0; ch < 3; ch++)
+        for (int ch = 0; ch < c.Channels; ch++)
         {
             float mean = c.Mean[ch], std = c.Std[ch];
             if (mean == 0f && std == 1f) continue;
@@ -74,7 +82,7 @@ internal static class Pixels
     public static void VectorToDisplay(float[] planar, StageConfig c, byte[] display)
     {
         int plane = c.ImageWidth * c.ImageHeight;
-        int[] planeOf = c.ChannelOrder == ChannelOrder.Rgb ? [0, 1, 2] : [2, 1, 0]; // plane holding R, G, B
+        int[] planeOf = c.Channels == 1 ? [0, 0, 0] : c.ChannelOrder == ChannelOrder.Rgb ? [0, 1, 2] : [2, 1, 0]; // plane holding R, G, B
         for (int k = 0; k < 3; k++)
         {
             int off = planeOf[k] * plane;

@@ -247,11 +247,14 @@ internal static class OutputGetters
         if (index == binding.SaliencyIndex) return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) => Fill(current().Map, ref dst));
         if (index == binding.ScoresIndex) return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) => Fill(current().Scores, ref dst));
         if (index == binding.PredictedIndex) return (ValueGetter<int>)((ref int dst) => dst = current().Predicted);
+        if (index == binding.TopKIndex) return (ValueGetter<VBuffer<int>>)((ref VBuffer<int> dst) => Fill(current().TopKClasses, ref dst));
         if (index == binding.OverlayIndex) return (ValueGetter<MLImage>)((ref MLImage dst) => dst = current().Overlay!);
+        if (index == binding.ErrorIndex) return (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> dst) => dst = current().Error.AsMemory());
         throw new ArgumentOutOfRangeException(nameof(index), $"Column {index} is not produced by the saliency stage.");
     }
 
-    private static void Fill(float[] src, ref VBuffer<float> dst)
+    /// <summary>Copies into the caller's buffer, reusing its arrays when they are large enough (ML.NET's getter contract).</summary>
+    private static void Fill<T>(T[] src, ref VBuffer<T> dst)
     {
         var editor = VBufferEditor.Create(ref dst, src.Length);
         src.AsSpan().CopyTo(editor.Values);

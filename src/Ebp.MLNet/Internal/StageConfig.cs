@@ -17,7 +17,8 @@ internal enum ModelSourceKind { Zoo, Spec, Factory, Module }
 /// </summary>
 internal sealed record StageConfig
 {
-    public const int FormatVersion = 1;
+    /// <summary>2 added <see cref="TopK"/>, <see cref="TopKClassesColumn"/> and <see cref="ErrorColumn"/>; version 1 files still load.</summary>
+    public const int FormatVersion = 2;
 
     public int Version { get; init; } = FormatVersion;
     public string OutputColumn { get; init; } = "Saliency";
@@ -39,6 +40,8 @@ internal sealed record StageConfig
     public int ImageHeight { get; init; } = 224;
     public float[] Mean { get; init; } = [0f, 0f, 0f];
     public float[] Std { get; init; } = [1f, 1f, 1f];
+    /// <summary>Input channels of the model (1 = grey, 3 = colour), from its first convolution.</summary>
+    public int Channels { get; init; } = 3;
     public ChannelOrder ChannelOrder { get; init; }
     public float Scale { get; init; } = 1f / 255;
     public SaliencyTargetKind Target { get; init; }
@@ -49,6 +52,9 @@ internal sealed record StageConfig
     public string? OverlayColumn { get; init; }
     public float OverlayAlpha { get; init; } = 0.5f;
     public InvalidRowHandling InvalidRows { get; init; }
+    public string? ErrorColumn { get; init; } = "SaliencyError";
+    public int TopK { get; init; } = 1;
+    public string? TopKClassesColumn { get; init; } = "TopKClasses";
 
     // Resolved from the model.
     public int NumClasses { get; init; }
@@ -56,7 +62,13 @@ internal sealed record StageConfig
     public int MapWidth { get; init; }
 
     [JsonIgnore] public bool IsResolved => NumClasses > 0 && MapHeight > 0 && MapWidth > 0;
-    [JsonIgnore] public int PixelCount => 3 * ImageHeight * ImageWidth;
+    [JsonIgnore] public int PixelCount => Channels * ImageHeight * ImageWidth;
+
+    /// <summary>Values of one row's saliency column: <see cref="TopK"/> maps of <see cref="MapHeight"/>×<see cref="MapWidth"/>.</summary>
+    [JsonIgnore] public int MapValues => TopK * MapHeight * MapWidth;
+
+    /// <summary>Whether the stage adds the top-k classes column (only for <see cref="TopK"/> &gt; 1).</summary>
+    [JsonIgnore] public bool HasTopKColumn => TopK > 1 && TopKClassesColumn is not null;
 
     private static readonly JsonSerializerOptions Json = new()
     {
@@ -71,11 +83,15 @@ internal sealed record StageConfig
     {
         var c = JsonSerializer.Deserialize<StageConfig>(json, Json)
                 ?? throw new InvalidDataException("The saliency stage settings are empty.");
-        if (c.Version != FormatVersion)
-            throw new InvalidDataException($"The saliency stage was saved with format version {c.Version}; this library reads version {FormatVersion}.");
+        if (c.Version is < 1 or > FormatVersion)
+            throw new InvalidDataException($"The saliency stage was saved with format version {c.Version}; this library reads versions 1–{FormatVersion}.");
         if (!c.IsResolved)
             throw new InvalidDataException("The saliency stage settings lack the model's class count or map size.");
-        return c;
+        // Version 1 has no TopK/TopKClassesColumn/ErrorColumn: the defaults apply (TopK 1, error column "SaliencyError").
+        if (c.TopK < 1 || c.TopK > c.NumClasses)
+            throw new InvalidDataException($"The saliency stage settings hold TopK = {c.TopK}; it must be in 1..{c.NumClasses}.");
+        c.CheckTopK();
+        return c with { Version = FormatVersion };
     }
 
     /// <summary>Validates the options that do not need a model or schema and captures them.</summary>
@@ -117,12 +133,13 @@ internal sealed record StageConfig
         if (string.IsNullOrWhiteSpace(o.Device)) throw new ArgumentException("Device must be a TorchSharp device string such as \"cpu\" or \"cuda\".", p);
         if (o.ImageWidth < 1 || o.ImageHeight < 1)
             throw new ArgumentException($"ImageWidth and ImageHeight must be positive (got {o.ImageWidth}×{o.ImageHeight}).", p);
-        if (o.Mean is not { Length: 3 } || o.Mean.Any(m => !float.IsFinite(m)))
-            throw new ArgumentException("Mean must hold three finite values, one per channel in model order.", p);
-        if (o.Std is not { Length: 3 } || o.Std.Any(v => !(v > 0) || !float.IsFinite(v)))
-            throw new ArgumentException("Std must hold three positive finite values, one per channel in model order.", p);
+        if (o.Mean is not { Length: 1 or 3 } || o.Mean.Any(m => !float.IsFinite(m)))
+            throw new ArgumentException("Mean must hold one finite value per model input channel (1 or 3), in model order.", p);
+        if (o.Std is not { Length: 1 or 3 } || o.Std.Any(v => !(v > 0) || !float.IsFinite(v)))
+            throw new ArgumentException("Std must hold one positive finite value per model input channel (1 or 3), in model order.", p);
         if (!(o.Scale > 0) || !float.IsFinite(o.Scale)) throw new ArgumentException($"Scale must be positive (got {o.Scale}).", p);
         if (!(o.OverlayAlpha >= 0 && o.OverlayAlpha <= 1)) throw new ArgumentException($"OverlayAlpha must be in [0, 1] (got {o.OverlayAlpha}).", p);
+        if (o.TopK < 1) throw new ArgumentException($"TopK must be at least 1 (got {o.TopK}).", p);
 
         switch (o.Target)
         {
@@ -134,7 +151,11 @@ internal sealed record StageConfig
                 throw new ArgumentException($"LabelColumnName is set but Target is {o.Target}; set Target = SaliencyTargetKind.LabelColumn to use it.", p);
         }
 
-        var outputs = new[] { o.OutputColumnName, o.PredictedLabelColumnName, o.ScoresColumnName, o.OverlayColumnName }
+        var outputs = new[]
+            {
+                o.OutputColumnName, o.PredictedLabelColumnName, o.ScoresColumnName, o.OverlayColumnName, o.ErrorColumnName,
+                o.TopK > 1 ? o.TopKClassesColumnName : null,
+            }
             .Where(n => n is not null).ToList();
         if (outputs.Any(n => n!.Length == 0))
             throw new ArgumentException("Output column names must not be empty (null omits an optional column).", p);
@@ -172,7 +193,29 @@ internal sealed record StageConfig
             OverlayColumn = o.OverlayColumnName,
             OverlayAlpha = o.OverlayAlpha,
             InvalidRows = o.InvalidRows,
+            ErrorColumn = o.ErrorColumnName,
+            TopK = o.TopK,
+            TopKClassesColumn = o.TopKClassesColumnName,
         };
+    }
+
+    /// <summary>
+    /// <see cref="TopK"/> &gt; 1 maps the top-k <i>predicted</i> classes, so it needs <see cref="SaliencyTargetKind.Predicted"/>.
+    /// Checked by <c>Fit</c> and the estimator's <c>GetOutputSchema</c> (as a schema-time error).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">TopK &gt; 1 with another target.</exception>
+    public void CheckTopK()
+    {
+        if (TopK > 1 && Target != SaliencyTargetKind.Predicted)
+            throw new ArgumentOutOfRangeException("options", TopK,
+                $"TopK = {TopK} maps the top-{TopK} predicted classes and needs Target = SaliencyTargetKind.Predicted, but Target is {Target}. " +
+                "Use TopK = 1 with a FixedClass or LabelColumn target, or Target = Predicted with TopK > 1.");
+    }
+
+    private void CheckTopKClasses(int classes)
+    {
+        if (TopK > classes)
+            throw new ArgumentOutOfRangeException("options", TopK, $"TopK = {TopK} is more than the model's {classes} classes.");
     }
 
     /// <summary>The engine options of one call.</summary>
@@ -208,11 +251,16 @@ internal sealed record StageConfig
         Require(SaliencyLayer, "saliency layer");
         Require(ContrastLayer, "contrast layer");
         Require(ClassifierLayer, "classifier layer");
+        CheckTopK();
+        // The class count is known here when the last layer is a Linear (otherwise Resolve finds it by running the model).
+        var lastName = ModelInspection.DefaultClassifierLayer(model);
+        if (lastName is not null && modules.First(m => m.Name == lastName).Module is Linear lastLinear)
+            CheckTopKClasses(checked((int)lastLinear.out_features));
 
         var first = modules.FirstOrDefault(m => m.Module is Linear or Convolution).Module;
-        if (first is Conv2d conv && conv.in_channels != 3)
+        if (first is Conv2d conv && conv.in_channels is not (1 or 3))
             throw new ArgumentOutOfRangeException("options",
-                $"The model's first convolution takes {conv.in_channels} channels; the saliency stage feeds 3-channel images.");
+                $"The model's first convolution takes {conv.in_channels} channels; the saliency stage feeds grey (1) or colour (3) images.");
         if (first is Conv1d or Conv3d or Linear)
             throw new ArgumentOutOfRangeException("options",
                 $"The model's first weighted layer is a {first.GetType().Name}; the saliency stage needs an image model whose first layer is a Conv2d.");
@@ -225,6 +273,8 @@ internal sealed record StageConfig
     /// </summary>
     public StageConfig Resolve(nn.Module<Tensor, Tensor> model)
     {
+        var withChannels = WithChannels(model);
+        if (!ReferenceEquals(withChannels, this)) return withChannels.Resolve(model);
         CheckLayers(model);
         int classes = 0;
         var last = ModelInspection.DefaultClassifierLayer(model);
@@ -236,7 +286,7 @@ internal sealed record StageConfig
         {
             using var scope = torch.NewDisposeScope();
             var device = model.parameters().FirstOrDefault()?.device ?? torch.CPU;
-            var x = torch.full(new long[] { 1, 3, ImageHeight, ImageWidth }, 0.5f, device: device);
+            var x = torch.full(new long[] { 1, Channels, ImageHeight, ImageWidth }, 0.5f, device: device);
             SaliencyResult result;
             try
             {
@@ -258,8 +308,35 @@ internal sealed record StageConfig
                 mapW = (int)result.Map.shape[3];
             }
         }
+        CheckTopKClasses(classes);
         if (Target == SaliencyTargetKind.FixedClass && TargetClass >= classes)
             throw new ArgumentOutOfRangeException("options", TargetClass, $"TargetClass {TargetClass} is out of range: the model has {classes} classes (0..{classes - 1}).");
         return this with { NumClasses = classes, MapHeight = mapH, MapWidth = mapW };
+    }
+
+    /// <summary>
+    /// This configuration with <see cref="Channels"/> read from the model's first convolution (1 or 3), and
+    /// Mean/Std of one value per channel: a single value is used for every channel, and three equal values
+    /// (the defaults) serve a grey model. Returns this instance when nothing changes.
+    /// </summary>
+    public StageConfig WithChannels(nn.Module model)
+    {
+        var first = ModelInspection.NamedModules(model).FirstOrDefault(m => m.Module is Linear or Convolution).Module;
+        int channels = first is Conv2d conv ? checked((int)conv.in_channels) : 3;
+        if (channels is not (1 or 3))
+            throw new ArgumentOutOfRangeException("options",
+                $"The model's first convolution takes {channels} channels; the saliency stage feeds grey (1) or colour (3) images.");
+        float[] Fit(float[] values, string what)
+        {
+            if (values.Length == channels) return values;
+            if (values.Length == 1) return Enumerable.Repeat(values[0], channels).ToArray();
+            if (channels == 1 && values.All(v => v == values[0])) return new[] { values[0] };
+            throw new ArgumentOutOfRangeException("options",
+                $"{what} has {values.Length} values but the model takes {channels} input channel(s); give one value per channel.");
+        }
+        var mean = Fit(Mean, "Mean");
+        var std = Fit(Std, "Std");
+        if (channels == Channels && ReferenceEquals(mean, Mean) && ReferenceEquals(std, Std)) return this;
+        return this with { Channels = channels, Mean = mean, Std = std };
     }
 }

@@ -1,0 +1,17 @@
+using TorchSharp;
+
+namespace Ebp.Rules;
+
+/// <summary>
+/// Long-lived scalar constants. TorchSharp 0.107 reads the handle of a temporary <see cref="Scalar"/>
+/// (e.g. the implicit <c>alpha = 1</c> of <c>a + b</c>, or <c>t + 1e-20</c>) and then calls native code
+/// without keeping the Scalar alive, so the garbage collector can finalise it mid-call
+/// ("Expected false to be true … toDouble" under load). Static instances are never collected.
+/// </summary>
+internal static class Scalars
+{
+    public static readonly Scalar Zero = 0.0.ToScalar();
+    public static readonly Scalar Half = 0.5.ToScalar();
+    public static readonly Scalar One = 1.0.ToScalar();
+    public static readonly Scalar Epsilon = ExcitationRule.Epsilon.ToScalar();
+}

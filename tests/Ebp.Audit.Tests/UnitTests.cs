@@ -1,0 +1,81 @@
+namespace Ebp.Audit.Tests;
+
+[TestClass]
+public sealed class UnitTests
+{
+    [TestMethod]
+    public void Csv_ReadsQuotesCommasAndMultilineFields_AndEscapesRoundTrip()
+    {
+        var text = "path,label\n\"a,b.png\",\"say \"\"hi\"\"\"\r\nplain.png,\n\"multi\nline.png\",x";
+        var records = Csv.ReadRecords(new StringReader(text)).ToList();
+        Assert.HasCount(4, records);
+        CollectionAssert.AreEqual(new[] { "a,b.png", "say \"hi\"" }, records[1].Fields);
+        CollectionAssert.AreEqual(new[] { "plain.png", "" }, records[2].Fields);
+        CollectionAssert.AreEqual(new[] { "multi\nline.png", "x" }, records[3].Fields);
+        Assert.AreEqual(4, records[3].Line);
+        foreach (var s in new[] { "a,b", "q\"q", "line\nbreak", " lead", "plain" })
+            Assert.AreEqual(s, Csv.ReadRecords(new StringReader(Csv.Escape(s) + "\n")).Single().Fields.Single());
+        Assert.ThrowsExactly<AuditUsageException>(() => Csv.ReadRecords(new StringReader("\"open")).ToList());
+    }
+
+    [TestMethod]
+    public void Manifest_ResolvesRelativePaths_AndRequiresAPathColumn()
+    {
+        var dir = TestSet.NewFolder("manifest");
+        File.WriteAllText(Path.Combine(dir, "m.csv"), "# comment\nImage,Label,XML\n./a/x.png,3,a/x.xml\n\nb.png,,\n");
+        var list = InputCatalog.FromManifest(Path.Combine(dir, "m.csv"));
+        Assert.HasCount(2, list);
+        Assert.AreEqual("a/x.png", list[0].Key);
+        Assert.AreEqual(Path.Combine(dir, "a", "x.png"), list[0].Path);
+        Assert.AreEqual("3", list[0].Label);
+        Assert.AreEqual(Path.Combine(dir, "a", "x.xml"), list[0].AnnotationPath);
+        Assert.IsNull(list[1].Label);
+        Assert.IsNull(list[1].AnnotationPath);
+
+        File.WriteAllText(Path.Combine(dir, "bad.csv"), "file_name,label\nx.png,1\n");
+        Assert.AreEqual("file_name", Assert.ThrowsExactly<AuditUsageException>(() => InputCatalog.FromManifest(Path.Combine(dir, "bad.csv"))).Message
+            .Contains("'path'") ? "file_name" : "?");
+    }
+
+    [TestMethod]
+    public void OverlayPaths_StayInsideTheOutputFolder()
+    {
+        Assert.AreEqual("overlays/a/b.png/ebp_c3.png", OutputLayout.OverlayPath("a/b.png", "ebp", 3));
+        Assert.AreEqual("overlays/__/__/etc/pass_wd.png/cebp_c0.png", OutputLayout.OverlayPath("../../etc/pass wd.png", "cebp", 0));
+        Assert.AreEqual("overlays/_/x.png/gradient_c1.png", OutputLayout.OverlayPath("./x.png", "gradient", 1));
+    }
+
+    [TestMethod]
+    public void RankOrder_SortsByScoreThenIndex()
+    {
+        CollectionAssert.AreEqual(new[] { 2, 0, 3, 1 }, AuditJob.RankOrder([1f, -1f, 5f, 1f]));
+    }
+
+    [TestMethod]
+    public void ImageFile_RejectsWhatCannotBeFullyDecoded()
+    {
+        var dir = TestSet.NewFolder("decode");
+        var good = Path.Combine(TestSet.Images, "scene_00.png");
+        Assert.IsNotNull(ImageFile.TryDecode(good, out var error), error);
+        var bytes = File.ReadAllBytes(good);
+        File.WriteAllBytes(Path.Combine(dir, "t.png"), bytes[..(bytes.Length - 30)]);
+        Assert.IsNull(ImageFile.TryDecode(Path.Combine(dir, "t.png"), out error));
+        StringAssert.Contains(error, "truncated");
+        Assert.IsNull(ImageFile.TryDecode(Path.Combine(dir, "none.png"), out error));
+        Assert.AreEqual("file not found", error);
+    }
+}
+
+[TestClass]
+public sealed class LockTests
+{
+    [TestMethod]
+    public void OutputFolderLock_IsExclusive()
+    {
+        var layout = new OutputLayout(TestSet.NewFolder("lock"));
+        Directory.CreateDirectory(layout.StateFolder);
+        using (AuditJob.AcquireLock(layout))
+            StringAssert.Contains(Assert.ThrowsExactly<AuditUsageException>(() => AuditJob.AcquireLock(layout)).Message, "Another ebp-audit process");
+        using (AuditJob.AcquireLock(layout)) { } // released
+    }
+}

@@ -1,0 +1,352 @@
+using System.Globalization;
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Ebp.Composites;
+using Ebp.Models;
+using Ebp.Weights;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Ebp.Audit;
+
+/// <summary>
+/// The model of an audit with everything the report needs: class names, input size and channels, normalisation and
+/// layers, and an identity (hashes of architecture and weights) that ties a resumed run or a shard to the same model.
+/// </summary>
+public sealed class AuditModel : IDisposable
+{
+    /// <summary>The name of the default model's files in the repository's <c>models/</c> folder.</summary>
+    public const string DefaultModelName = "cluttered-mnist-vgg";
+
+    private AuditModel(nn.Module<Tensor, Tensor> module) => Module = module;
+
+    /// <summary>The network, weights loaded, eval mode. Shared by all stages of the job (the stage serialises calls).</summary>
+    public nn.Module<Tensor, Tensor> Module { get; }
+
+    /// <summary>Where the model came from (for the report).</summary>
+    public string Description { get; private set; } = "";
+
+    /// <summary>SHA-256 of the architecture and the weight file: equal identities mean the same model.</summary>
+    public string Identity { get; private set; } = "";
+
+    public IReadOnlyList<string> ClassNames { get; private set; } = [];
+    public int NumClasses => ClassNames.Count;
+    public int Channels { get; private set; }
+    public int Width { get; private set; }
+    public int Height { get; private set; }
+    public float[] Mean { get; private set; } = [];
+    public float[] Std { get; private set; } = [];
+    public string SaliencyLayer { get; private set; } = "";
+    public string? ContrastLayer { get; private set; }
+    public string? ClassifierLayer { get; private set; }
+
+    /// <summary>The class index of a label or annotation name: an exact class name, else a 0-based index; −1 if neither.</summary>
+    public int ClassIndex(string name)
+    {
+        for (int i = 0; i < ClassNames.Count; i++)
+            if (string.Equals(ClassNames[i], name, StringComparison.Ordinal)) return i;
+        if (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int k) && k >= 0 && k < ClassNames.Count) return k;
+        return -1;
+    }
+
+    public void Dispose() => Module.Dispose();
+
+    /// <summary>Builds the model of <paramref name="o"/> (see <see cref="AuditOptions.Model"/>) and checks the layers.</summary>
+    /// <exception cref="AuditUsageException">A missing file, an unknown architecture or layer, inconsistent settings.</exception>
+    public static AuditModel Load(AuditOptions o)
+    {
+        string source = o.Model.Trim();
+        Card? card = null;
+        string? cardDir = null;
+        string? specJson = null;
+        string? arch = null;
+        string description;
+        if (source.Equals("default", StringComparison.OrdinalIgnoreCase))
+        {
+            var (cardPath, from) = LocateDefaultModel();
+            card = Card.Load(cardPath);
+            cardDir = Path.GetDirectoryName(cardPath)!;
+            description = $"default ({card.Name}, {from})";
+            if (from != "embedded") description = $"default ({card.Name}, from the repository's models/ folder)";
+        }
+        else if (source.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!File.Exists(source)) throw new AuditUsageException($"The model file '{source}' does not exist.");
+            var text = File.ReadAllText(source);
+            JsonObject? obj;
+            try { obj = JsonNode.Parse(text) as JsonObject; }
+            catch (JsonException e) { throw new AuditUsageException($"'{source}' is not valid JSON: {e.Message}"); }
+            if (obj is null) throw new AuditUsageException($"'{source}' must hold a JSON object (a model card or a model spec).");
+            if (obj.ContainsKey("kind"))
+            {
+                specJson = obj.ToJsonString();
+                description = $"spec {Path.GetFileName(source)}";
+            }
+            else
+            {
+                card = Card.Load(source);
+                cardDir = Path.GetDirectoryName(Path.GetFullPath(source))!;
+                description = $"{card.Name} (model card {Path.GetFileName(source)})";
+            }
+        }
+        else
+        {
+            if (!ModelZoo.Names.Contains(source, StringComparer.OrdinalIgnoreCase))
+                throw new AuditUsageException(
+                    $"Unknown model '{o.Model}': give 'default', a model card or spec (.json), or an architecture ({string.Join(", ", ModelZoo.Names)}).");
+            arch = source.ToLowerInvariant();
+            description = $"{arch}";
+        }
+        if (card is not null) specJson = card.Model.ToJsonString();
+
+        // Class names first: a zoo model's class count may come from them.
+        List<string>? names = null;
+        if (o.ClassNamesPath is not null)
+        {
+            if (!File.Exists(o.ClassNamesPath)) throw new AuditUsageException($"The class-names file '{o.ClassNamesPath}' does not exist.");
+            names = File.ReadAllLines(o.ClassNamesPath).Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+            if (names.Count == 0) throw new AuditUsageException($"The class-names file '{o.ClassNamesPath}' is empty.");
+        }
+        else if (card is not null && card.ClassNames.Count > 0)
+        {
+            names = card.ClassNames;
+        }
+
+        string? weights = o.WeightsPath;
+        if (weights is null && card is not null) weights = Path.Combine(cardDir!, card.Weights);
+        if (weights is null)
+            throw new AuditUsageException($"The model '{o.Model}' needs a weight file: --weights <file> (safetensors, PyTorch .pth state_dict or TorchSharp format).");
+        if (!File.Exists(weights)) throw new AuditUsageException($"The weight file '{weights}' does not exist.");
+        string weightsSha = Sha256File(weights);
+        if (o.WeightsPath is null && card?.WeightsSha256 is { } expected && !string.Equals(expected, weightsSha, StringComparison.OrdinalIgnoreCase))
+            throw new AuditUsageException($"'{weights}' has SHA-256 {weightsSha}, but its model card expects {expected}: the weights and the card do not belong together.");
+
+        nn.Module<Tensor, Tensor> module;
+        try
+        {
+            module = arch is not null ? ModelZoo.Create(arch, o.NumClasses ?? names?.Count ?? 1000) : ModelSpec.Build(specJson!);
+        }
+        catch (Exception e) when (e is ArgumentException or JsonException)
+        {
+            throw new AuditUsageException($"The model architecture is invalid: {e.Message}");
+        }
+        var model = new AuditModel(module);
+        try
+        {
+            try
+            {
+                WeightLoader.Load(module, weights, strict: true);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new AuditUsageException($"The weights '{weights}' do not fit the model: {e.Message}");
+            }
+            module.eval();
+            model.Configure(o, card, names, description, arch ?? CanonicalJson(specJson!), weightsSha);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private void Configure(AuditOptions o, Card? card, List<string>? names, string description, string architecture, string weightsSha)
+    {
+        var modules = ModelInspection.NamedModules(Module);
+        var first = modules.FirstOrDefault(m => m.Module is Linear or Convolution).Module;
+        if (first is not Conv2d conv)
+            throw new AuditUsageException($"The model's first weighted layer is {first?.GetType().Name ?? "missing"}; an image model starts with a Conv2d.");
+        Channels = checked((int)conv.in_channels);
+        if (card is not null && card.Input.Channels > 0 && card.Input.Channels != Channels)
+            throw new AuditUsageException($"The model card says {card.Input.Channels} input channels, but the model's first convolution takes {Channels}.");
+
+        (Width, Height) = o.InputSize ?? (card is { Input.Width: > 0, Input.Height: > 0 } ? (card.Input.Width, card.Input.Height) : (224, 224));
+
+        int classes;
+        var lastName = ModelInspection.DefaultClassifierLayer(Module);
+        if (lastName is not null && modules.First(m => m.Name == lastName).Module is Linear linear)
+        {
+            classes = checked((int)linear.out_features);
+        }
+        else
+        {
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            classes = (int)Module.call(torch.zeros(1, Channels, Height, Width)).shape[^1];
+        }
+        if (names is not null && names.Count != classes)
+            throw new AuditUsageException($"{names.Count} class names are given, but the model has {classes} classes.");
+        ClassNames = names ?? Enumerable.Range(0, classes).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToList();
+        if (ClassNames.Distinct(StringComparer.Ordinal).Count() != ClassNames.Count)
+            throw new AuditUsageException("The class names are not unique.");
+
+        Mean = PerChannel(o.Mean ?? card?.Mean, 0f, "--mean");
+        Std = PerChannel(o.Std ?? card?.Std, 1f, "--std");
+        if (Std.Any(s => !(s > 0))) throw new AuditUsageException("--std values must be positive.");
+
+        SaliencyLayer = o.SaliencyLayer ?? card?.Saliency.SaliencyLayer ?? "";
+        ContrastLayer = o.ContrastLayer ?? NullIfEmpty(card?.Saliency.ContrastLayer);
+        ClassifierLayer = o.ClassifierLayer ?? NullIfEmpty(card?.Saliency.ClassifierLayer);
+        var known = modules.Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+        void Require(string? layer, string option)
+        {
+            if (string.IsNullOrEmpty(layer) || known.Contains(layer)) return;
+            throw new AuditUsageException($"{option} '{layer}': the model has no module of that name. Modules: {string.Join(", ", modules.Take(40).Select(m => m.Name))}{(modules.Count > 40 ? ", …" : "")}.");
+        }
+        Require(SaliencyLayer, "--layer");
+        if (o.Methods.Contains(AuditMethod.Cebp))
+        {
+            if (string.IsNullOrEmpty(ContrastLayer))
+                throw new AuditUsageException("cebp needs a contrast layer: --contrast-layer <module> (e.g. classifier.4 for a VGG).");
+            Require(ContrastLayer, "--contrast-layer");
+            Require(ClassifierLayer, "--classifier-layer");
+        }
+        else
+        {
+            ContrastLayer = null;
+            ClassifierLayer = null;
+        }
+
+        Description = description;
+        Identity = Sha256Text($"arch:{architecture}\nweights:{weightsSha}");
+    }
+
+    private float[] PerChannel(float[]? values, float fallback, string option)
+    {
+        if (values is null) return Enumerable.Repeat(fallback, Channels).ToArray();
+        if (values.Length == Channels) return (float[])values.Clone();
+        if (values.Length == 1) return Enumerable.Repeat(values[0], Channels).ToArray();
+        throw new AuditUsageException($"{option} needs 1 or {Channels} values (the model's input channels), got {values.Length}.");
+    }
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+
+    /// <summary>
+    /// The default model card: the copy embedded in this assembly (extracted once to a cache folder), else
+    /// <c>models/cluttered-mnist-vgg.json</c> in a parent folder of the tool or of the current directory (a repository
+    /// checkout whose tool was built before the model existed).
+    /// </summary>
+    internal static (string CardPath, string From) LocateDefaultModel()
+    {
+        var asm = typeof(AuditModel).Assembly;
+        using (var json = asm.GetManifestResourceStream("Ebp.Audit.DefaultModel.json"))
+        using (var weights = asm.GetManifestResourceStream("Ebp.Audit.DefaultModel.safetensors"))
+        {
+            if (json is not null && weights is not null)
+            {
+                var jsonBytes = ReadAll(json);
+                var weightBytes = ReadAll(weights);
+                var card = Card.Parse(Encoding.UTF8.GetString(jsonBytes), "embedded default model card");
+                var hash = Convert.ToHexStringLower(SHA256.HashData(jsonBytes.Concat(weightBytes).ToArray()))[..16];
+                var dir = Path.Combine(Path.GetTempPath(), $"ebp-audit-default-model-{hash}");
+                var cardPath = Path.Combine(dir, DefaultModelName + ".json");
+                var weightsPath = Path.Combine(dir, card.Weights);
+                if (!File.Exists(cardPath) || !File.Exists(weightsPath) || new FileInfo(weightsPath).Length != weightBytes.Length)
+                {
+                    AtomicFile.Write(weightsPath, s => s.Write(weightBytes));
+                    AtomicFile.Write(cardPath, s => s.Write(jsonBytes));
+                }
+                return (cardPath, "embedded");
+            }
+        }
+        foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "models", DefaultModelName + ".json");
+                if (File.Exists(candidate) && File.Exists(Path.ChangeExtension(candidate, ".safetensors"))) return (candidate, candidate);
+            }
+        }
+        throw new AuditUsageException(
+            $"The default model is not embedded in this build and models/{DefaultModelName}.json was not found; " +
+            "train it (tools/Ebp.Train) and rebuild, or give --model <card.json | spec.json | architecture>.");
+    }
+
+    private static byte[] ReadAll(Stream s)
+    {
+        using var ms = new MemoryStream();
+        s.CopyTo(ms);
+        return ms.ToArray();
+    }
+
+    internal static string Sha256File(string path)
+    {
+        using var s = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(s));
+    }
+
+    internal static string Sha256Text(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+
+    private static string CanonicalJson(string json) => JsonNode.Parse(json)!.ToJsonString();
+
+    /// <summary>
+    /// The model card next to a model's weights (the format tools/Ebp.Train writes): <c>model</c> (architecture spec),
+    /// <c>weights</c> (file relative to the card), <c>weights_sha256</c>, <c>class_names</c>, <c>input</c>
+    /// (<c>channels</c>, <c>height</c>, <c>width</c>), <c>saliency</c> (<c>saliency_layer</c>, <c>contrast_layer</c>,
+    /// <c>classifier_layer</c>). The audit also reads optional <c>mean</c> and <c>std</c> arrays (per channel, after
+    /// scaling to [0, 1]); other fields are ignored.
+    /// </summary>
+    internal sealed class Card
+    {
+        public string Name { get; init; } = "";
+        public JsonObject Model { get; init; } = new();
+        public string Weights { get; init; } = "";
+        public string? WeightsSha256 { get; init; }
+        public List<string> ClassNames { get; init; } = new();
+        public (int Channels, int Width, int Height) Input { get; init; }
+        public float[]? Mean { get; init; }
+        public float[]? Std { get; init; }
+        public (string? SaliencyLayer, string? ContrastLayer, string? ClassifierLayer) Saliency { get; init; }
+
+        public static Card Load(string path)
+        {
+            if (!File.Exists(path)) throw new AuditUsageException($"The model card '{path}' does not exist.");
+            return Parse(File.ReadAllText(path), path);
+        }
+
+        public static Card Parse(string text, string source)
+        {
+            JsonObject root;
+            try
+            {
+                root = JsonNode.Parse(text) as JsonObject ?? throw new AuditUsageException($"'{source}' must hold a JSON object.");
+            }
+            catch (JsonException e)
+            {
+                throw new AuditUsageException($"'{source}' is not valid JSON: {e.Message}");
+            }
+            if (root["model"] is not JsonObject model || root["weights"]?.GetValue<string>() is not { Length: > 0 } weights)
+                throw new AuditUsageException($"'{source}' is not a model card: it needs \"model\" (an architecture spec) and \"weights\" (a file next to it).");
+            var input = root["input"] as JsonObject;
+            var sal = root["saliency"] as JsonObject;
+            static float[]? Floats(JsonNode? n) => n is JsonArray a ? a.Select(v => v!.GetValue<float>()).ToArray() : null;
+            static string? Str(JsonObject? o, string name) => o?[name] is JsonValue v ? v.GetValue<string>() : null;
+            static int Int(JsonObject? o, string name) => o?[name] is JsonValue v ? v.GetValue<int>() : 0;
+            try
+            {
+                return new Card
+                {
+                    Name = Str(root, "name") ?? Path.GetFileNameWithoutExtension(source),
+                    Model = model,
+                    Weights = weights,
+                    WeightsSha256 = Str(root, "weights_sha256"),
+                    ClassNames = root["class_names"] is JsonArray names ? names.Select(n => n!.ToString()).ToList() : new(),
+                    Input = (Int(input, "channels"), Int(input, "width"), Int(input, "height")),
+                    Mean = Floats(root["mean"] ?? input?["mean"]),
+                    Std = Floats(root["std"] ?? input?["std"]),
+                    Saliency = (Str(sal, "saliency_layer"), Str(sal, "contrast_layer"), Str(sal, "classifier_layer")),
+                };
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException)
+            {
+                throw new AuditUsageException($"'{source}': a field has the wrong type: {e.Message}");
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Ebp.Audit;
+
+/// <summary>Settings of <see cref="Merger.Merge"/>.</summary>
+public sealed record MergeOptions
+{
+    /// <summary>
+    /// Shard output folders (<c>…/shard-i-of-N</c>), or folders that contain them (e.g. the <c>--out</c> folder the
+    /// shards were given); each must hold a job file.
+    /// </summary>
+    public IReadOnlyList<string> Sources { get; init; } = [];
+
+    /// <summary>The merged output folder.</summary>
+    public string OutputFolder { get; init; } = "";
+
+    /// <summary>Flag threshold for the merged report. Default 0.5.</summary>
+    public double MinEnergy { get; init; } = 0.5;
+
+    /// <summary>Merge even if shards are missing or incomplete (the summary then says <c>cancelled</c>). Default false.</summary>
+    public bool AllowIncomplete { get; init; }
+}
+
+/// <summary>
+/// Combines the output folders of the shards of one job into the folder a single process would have written: the
+/// journals are merged in image order, overlays copied, and the reports written by the same code, so
+/// <c>results.csv</c>, <c>results.jsonl</c> and every number of <c>summary.json</c> except the <c>run</c> section equal a
+/// single run's. Also regenerates the report of one folder (<see cref="Report"/>).
+/// </summary>
+public static class Merger
+{
+    /// <exception cref="AuditUsageException">No shards, shards of different jobs or inputs, missing or incomplete shards.</exception>
+    public static AuditResult Merge(MergeOptions o, IProgress<string>? log = null)
+    {
+        var clock = Stopwatch.StartNew();
+        var started = DateTime.UtcNow;
+        if (string.IsNullOrWhiteSpace(o.OutputFolder)) throw new AuditUsageException("Give the merged output folder: --out <folder>.");
+        if (!(o.MinEnergy >= 0 && o.MinEnergy <= 1)) throw new AuditUsageException($"--min-energy must be in [0, 1] (got {o.MinEnergy}).");
+        var folders = FindShardFolders(o.Sources);
+        var target = new OutputLayout(o.OutputFolder);
+        if (folders.Any(f => string.Equals(Path.GetFullPath(f), target.Folder, StringComparison.Ordinal)))
+            throw new AuditUsageException("The merged output folder must not be one of the shard folders.");
+
+        var shards = folders.Select(f => (Layout: new OutputLayout(f), Job: JobInfo.Load(new OutputLayout(f).JobFile))).ToList();
+        var first = shards[0].Job;
+        int count = first.ShardCount;
+        foreach (var s in shards)
+        {
+            var diff = JobInfo.Differences(first.Unsharded(), s.Job.Unsharded());
+            if (diff.Count > 0)
+                throw new AuditUsageException($"'{s.Layout.Folder}' belongs to a different audit than '{shards[0].Layout.Folder}' (differences: {string.Join(", ", diff)}).");
+            if (s.Job.ShardCount != count)
+                throw new AuditUsageException($"'{s.Layout.Folder}' is shard {s.Job.ShardIndex}/{s.Job.ShardCount}, but '{shards[0].Layout.Folder}' is one of {count} shards.");
+        }
+        var dup = shards.GroupBy(s => s.Job.ShardIndex).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null)
+            throw new AuditUsageException($"Shard {dup.Key}/{count} is given twice: {string.Join(", ", dup.Select(s => s.Layout.Folder))}.");
+        var missing = Enumerable.Range(0, count).Except(shards.Select(s => s.Job.ShardIndex)).ToList();
+        if (missing.Count > 0 && !o.AllowIncomplete)
+            throw new AuditUsageException($"Shards {string.Join(", ", missing.Select(i => $"{i}/{count}"))} are missing (pass --allow-incomplete to merge anyway).");
+
+        // Each shard's last summary: status, input count and the fingerprint of the full input list.
+        int inputs = 0, pending = 0;
+        string? fingerprint = null;
+        var timings = new Timings();
+        foreach (var s in shards)
+        {
+            var summary = ReadSummary(s.Layout);
+            string shardStatus = summary?["status"]?.GetValue<string>() ?? "missing";
+            if (shardStatus != "complete" && !o.AllowIncomplete)
+                throw new AuditUsageException($"Shard '{s.Layout.Folder}' is not complete (status {shardStatus}); rerun it (it resumes) or pass --allow-incomplete.");
+            inputs += summary?["counts"]?["inputs"]?.GetValue<int>() ?? 0;
+            pending += summary?["counts"]?["pending"]?.GetValue<int>() ?? 0;
+            var fp = summary?["run"]?["input_fingerprint"]?.GetValue<string>();
+            if (fingerprint is null) fingerprint = fp;
+            else if (fp is not null && fp != fingerprint && !o.AllowIncomplete)
+                throw new AuditUsageException($"Shard '{s.Layout.Folder}' saw a different input list than '{shards[0].Layout.Folder}' (the input changed between the shards' runs); rerun the shards on the same input.");
+            if (summary?["run"]?["timings"] is JsonObject t)
+            {
+                double Get(string name) => t[name]?.GetValue<double>() ?? 0;
+                timings.ModelLoad += Get("model_load_s");
+                timings.Decode += Get("decode_s");
+                timings.Compute += Get("compute_s");
+                timings.Write += Get("overlays_and_measures_s");
+                timings.Journal += Get("journal_s");
+            }
+        }
+
+        Directory.CreateDirectory(target.StateFolder);
+        using var folderLock = AuditJob.AcquireLock(target);
+        AtomicFile.CleanTemporaries(target.Folder);
+        var merged = new Dictionary<string, ImageRecord>(StringComparer.Ordinal);
+        foreach (var s in shards)
+        {
+            var records = Journal.Read(s.Layout.JournalFile, out int unreadable);
+            if (unreadable > 0) log?.Report($"{s.Layout.Folder}: {unreadable} unreadable journal lines ignored");
+            foreach (var (key, r) in records)
+            {
+                if (ShardSpec.Of(key, count) != s.Job.ShardIndex)
+                    throw new AuditUsageException($"'{s.Layout.Folder}' holds '{key}', which belongs to shard {ShardSpec.Of(key, count)}/{count}.");
+                if (!merged.TryAdd(key, r)) throw new AuditUsageException($"'{key}' appears in two shards.");
+                foreach (var row in r.Rows)
+                {
+                    if (row.Overlay is null) continue;
+                    var src = s.Layout.Full(row.Overlay);
+                    var dst = target.Full(row.Overlay);
+                    if (!File.Exists(src))
+                        throw new AuditUsageException($"'{s.Layout.Folder}' lacks the overlay '{row.Overlay}' its journal lists; rerun that shard (it redoes the image).");
+                    if (!File.Exists(dst) || new FileInfo(dst).Length != new FileInfo(src).Length || !SameBytes(src, dst))
+                        AtomicFile.Copy(src, dst);
+                }
+            }
+            log?.Report($"{s.Layout.Folder}: {records.Count} images");
+        }
+        var sorted = merged.Values.OrderBy(r => r.Image, StringComparer.Ordinal).ToList();
+        var job = first.Unsharded();
+        AtomicFile.WriteAllText(target.JobFile, job.ToJson());
+        Journal.Rewrite(target.JournalFile, sorted);
+        var status = missing.Count == 0 && pending == 0 && sorted.Count == inputs ? AuditStatus.Complete : AuditStatus.Cancelled;
+        var run = new RunInfo
+        {
+            Status = status,
+            Inputs = inputs,
+            Pending = Math.Max(pending, inputs - sorted.Count),
+            InputFingerprint = fingerprint ?? "",
+            StartedUtc = started,
+            MergedFrom = shards.OrderBy(s => s.Job.ShardIndex).Select(s => Path.GetRelativePath(target.Folder, s.Layout.Folder).Replace('\\', '/')).ToList(),
+            Timings = timings,
+        };
+        timings.Total = clock.Elapsed.TotalSeconds;
+        var counts = ReportWriter.Write(target, job, sorted, run, o.MinEnergy, timings);
+        return new AuditResult(status, target.Folder, inputs, counts.Processed, counts.Skipped, run.Pending, counts.Rows, counts.FlaggedRows, 0, 0);
+    }
+
+    /// <summary>
+    /// Rewrites the reports of one output folder from its journal (e.g. with another <paramref name="minEnergy"/>),
+    /// without the model or the images.
+    /// </summary>
+    public static AuditResult Report(string folder, double minEnergy)
+    {
+        if (!(minEnergy >= 0 && minEnergy <= 1)) throw new AuditUsageException($"--min-energy must be in [0, 1] (got {minEnergy}).");
+        var layout = new OutputLayout(folder);
+        if (!File.Exists(layout.JobFile)) throw new AuditUsageException($"'{folder}' is not an ebp-audit output folder (no .audit/job.json).");
+        var job = JobInfo.Load(layout.JobFile);
+        using var folderLock = AuditJob.AcquireLock(layout);
+        var records = Journal.Read(layout.JournalFile, out _).Values.OrderBy(r => r.Image, StringComparer.Ordinal).ToList();
+        var summary = ReadSummary(layout);
+        int inputs = summary?["counts"]?["inputs"]?.GetValue<int>() ?? records.Count;
+        var statusText = summary?["status"]?.GetValue<string>();
+        var status = statusText == "complete" && records.Count >= inputs ? AuditStatus.Complete : AuditStatus.Cancelled;
+        List<string>? mergedFrom = summary?["run"]?["merged_from"] is JsonArray a ? a.Select(n => n!.GetValue<string>()).ToList() : null;
+        var run = new RunInfo
+        {
+            Status = status,
+            Inputs = inputs,
+            Pending = Math.Max(0, inputs - records.Count),
+            Shard = summary?["run"]?["shard"]?.GetValue<string>(),
+            InputFingerprint = summary?["run"]?["input_fingerprint"]?.GetValue<string>() ?? "",
+            StartedUtc = DateTime.UtcNow,
+            MergedFrom = mergedFrom,
+        };
+        var timings = new Timings();
+        var counts = ReportWriter.Write(layout, job, records, run, minEnergy, timings);
+        return new AuditResult(status, layout.Folder, inputs, counts.Processed, counts.Skipped, run.Pending, counts.Rows, counts.FlaggedRows, 0, 0);
+    }
+
+    /// <summary>The shard folders among <paramref name="sources"/> (a folder with <c>.audit/job.json</c>, or its <c>shard-*</c> subfolders).</summary>
+    internal static List<string> FindShardFolders(IReadOnlyList<string> sources)
+    {
+        if (sources.Count == 0) throw new AuditUsageException("Give the shard folders to merge (or the folder that contains shard-i-of-N folders).");
+        var result = new List<string>();
+        foreach (var s in sources)
+        {
+            var full = Path.GetFullPath(s);
+            if (!Directory.Exists(full)) throw new AuditUsageException($"'{s}' does not exist.");
+            if (File.Exists(new OutputLayout(full).JobFile) && Path.GetFileName(full).StartsWith("shard-", StringComparison.Ordinal))
+            {
+                result.Add(full);
+                continue;
+            }
+            var subs = Directory.GetDirectories(full, "shard-*-of-*").Where(d => File.Exists(new OutputLayout(d).JobFile)).Order(StringComparer.Ordinal).ToList();
+            if (subs.Count == 0)
+            {
+                if (File.Exists(new OutputLayout(full).JobFile)) { result.Add(full); continue; }
+                throw new AuditUsageException($"'{s}' is neither an ebp-audit shard folder nor a folder containing shard-i-of-N folders.");
+            }
+            result.AddRange(subs);
+        }
+        return result.Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    private static JsonNode? ReadSummary(OutputLayout layout)
+    {
+        if (!File.Exists(layout.SummaryJson)) return null;
+        try { return JsonNode.Parse(File.ReadAllText(layout.SummaryJson)); }
+        catch (JsonException) { return null; }
+    }
+
+    private static bool SameBytes(string a, string b)
+    {
+        var x = File.ReadAllBytes(a);
+        var y = File.ReadAllBytes(b);
+        return x.AsSpan().SequenceEqual(y);
+    }
+
+    internal static string Describe(AuditResult r) => string.Create(CultureInfo.InvariantCulture,
+        $"{r.Status.ToString().ToLowerInvariant()}: {r.Processed} processed, {r.Skipped} skipped, {r.Pending} pending, {r.Rows} rows, {r.FlaggedRows} flagged");
+}

@@ -1,0 +1,132 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Ebp.Audit;
+
+/// <summary>
+/// The result of one image, as the journal stores it: either processed (<see cref="Rows"/>, one per explained
+/// (method, class)) or skipped with a reason. Raw numbers only; flags are derived when reports are written, so a
+/// report with another <c>--min-energy</c> needs no recomputation.
+/// </summary>
+public sealed class ImageRecord
+{
+    public const string Done = "done";
+    public const string Skipped = "skipped";
+
+    [JsonPropertyName("image")] public string Image { get; set; } = "";
+    [JsonPropertyName("status")] public string Status { get; set; } = Done;
+    [JsonPropertyName("reason")] public string? Reason { get; set; }
+
+    /// <summary>Size and modification time of the image (and annotation) file when it was processed; a changed file is redone.</summary>
+    [JsonPropertyName("stamp")] public string Stamp { get; set; } = "";
+
+    [JsonPropertyName("width")] public int Width { get; set; }
+    [JsonPropertyName("height")] public int Height { get; set; }
+
+    /// <summary>The label's class index, or null without a label.</summary>
+    [JsonPropertyName("label")] public int? Label { get; set; }
+
+    /// <summary>The top-1 class.</summary>
+    [JsonPropertyName("predicted")] public int Predicted { get; set; } = -1;
+
+    /// <summary>Number of annotated objects (0 = not annotated or no objects).</summary>
+    [JsonPropertyName("objects")] public int Objects { get; set; }
+
+    /// <summary>Whether an annotation file was read.</summary>
+    [JsonPropertyName("annotated")] public bool Annotated { get; set; }
+
+    [JsonPropertyName("rows")] public List<RowRecord> Rows { get; set; } = new();
+
+    /// <summary>Problems that did not stop the image (e.g. an annotation class the model does not know).</summary>
+    [JsonPropertyName("warnings")] public List<string> Warnings { get; set; } = new();
+
+    [JsonIgnore] public bool IsDone => Status == Done;
+}
+
+/// <summary>One explained (method, class) of an image.</summary>
+public sealed class RowRecord
+{
+    [JsonPropertyName("method")] public string Method { get; set; } = "";
+    [JsonPropertyName("class")] public int Class { get; set; }
+
+    /// <summary>1-based rank of the class by score (ties: lower index first).</summary>
+    [JsonPropertyName("rank")] public int Rank { get; set; }
+
+    /// <summary>The model's raw output (logit) for the class.</summary>
+    [JsonPropertyName("score")] public float Score { get; set; }
+
+    /// <summary>Peak of the map resized to the image, image pixels (0-based); −1 for an empty map.</summary>
+    [JsonPropertyName("peak_x")] public int PeakX { get; set; }
+    [JsonPropertyName("peak_y")] public int PeakY { get; set; }
+
+    /// <summary>The map's positive mass is zero (or not finite): nothing to point at.</summary>
+    [JsonPropertyName("empty")] public bool Empty { get; set; }
+
+    /// <summary>Whether the image has boxes of this class.</summary>
+    [JsonPropertyName("class_annotated")] public bool ClassAnnotated { get; set; }
+
+    /// <summary>Share of the positive mass inside the union of this class's boxes; null without such boxes or for an empty map.</summary>
+    [JsonPropertyName("energy")] public double? Energy { get; set; }
+
+    /// <summary>Pointing game: the peak within the tolerance of a box of this class; null without such boxes.</summary>
+    [JsonPropertyName("hit")] public bool? Hit { get; set; }
+
+    /// <summary>
+    /// Whether the peak lies in, or within the pointing tolerance of, some annotated box (any class); null when the image
+    /// has no objects or the map is empty.
+    /// </summary>
+    [JsonPropertyName("peak_in_object")] public bool? PeakInObject { get; set; }
+
+    /// <summary>Overlay PNG, relative to the output folder ('/' separators), or null.</summary>
+    [JsonPropertyName("overlay")] public string? Overlay { get; set; }
+}
+
+/// <summary>The flags of a row, derived from its numbers.</summary>
+public static class Flags
+{
+    public const string PeakOutsideObjects = "peak_outside_objects";
+    public const string LowEnergy = "low_energy";
+    public const string LabelMismatch = "label_mismatch";
+    public const string EmptyMap = "empty_map";
+
+    /// <summary>All flags in report order.</summary>
+    public static readonly string[] All = [PeakOutsideObjects, LowEnergy, LabelMismatch, EmptyMap];
+
+    /// <summary>
+    /// <list type="bullet">
+    /// <item><c>peak_outside_objects</c>: the image has annotated objects and the peak is farther than the pointing tolerance from every box (any class);</item>
+    /// <item><c>low_energy</c>: the class has boxes and less than <paramref name="minEnergy"/> of the positive mass lies inside them;</item>
+    /// <item><c>label_mismatch</c>: the image has a label and the top-1 prediction differs;</item>
+    /// <item><c>empty_map</c>: the map has no positive mass (no peak).</item>
+    /// </list>
+    /// </summary>
+    public static List<string> Of(ImageRecord image, RowRecord row, double minEnergy)
+    {
+        var flags = new List<string>(2);
+        if (row.PeakInObject == false) flags.Add(PeakOutsideObjects);
+        // Compared as reported (4 decimals), so that the flag always agrees with the printed number.
+        if (row.Energy is { } e && Math.Round(e, 4) < minEnergy) flags.Add(LowEnergy);
+        if (image.Label is { } l && l != image.Predicted) flags.Add(LabelMismatch);
+        if (row.Empty) flags.Add(EmptyMap);
+        return flags;
+    }
+}
+
+/// <summary>JSON settings shared by the journal and the reports.</summary>
+internal static class AuditJson
+{
+    /// <summary>Compact, one object per line; nulls kept so that every line has the same fields.</summary>
+    public static readonly JsonSerializerOptions Line = new()
+    {
+        WriteIndented = false,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static readonly JsonSerializerOptions Indented = new()
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+}
