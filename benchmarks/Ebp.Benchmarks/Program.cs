@@ -17,6 +17,7 @@ for (int i = 0; i < args.Length; i++)
         case "--threads": threads = int.Parse(args[++i]); break;
         case "--quick": quick = true; break;
         case "--only": only = args[++i]; break;
+        case "--model": Sections.ModelFilter = args[++i]; break;
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
@@ -33,8 +34,14 @@ return 0;
 
 internal static class Sections
 {
-    private static readonly (string Model, string Saliency, string Contrast)[] Models =
+    private static readonly (string Model, string Saliency, string Contrast)[] AllModels =
         { ("vgg16", "features.16", "classifier.4"), ("resnet50", "layer2", "avgpool") };
+
+    /// <summary>--model NAME: only that model (to re-measure one on a quiet machine).</summary>
+    public static string? ModelFilter { get; set; }
+
+    private static IEnumerable<(string Model, string Saliency, string Contrast)> Models
+        => AllModels.Where(m => ModelFilter is null || m.Model == ModelFilter);
 
     private static SaliencyOptions Options(SaliencyMethod m, string saliency, string contrast) => new()
     {

@@ -106,10 +106,6 @@ public static class PointingEvaluator
         var targets = Enumerable.Range(0, kMax)
             .Select(k => SaliencyTarget.Pointing(scenes.Select(s => s.Digits[k < s.Digits.Count ? k : 0].ClassId).ToArray()))
             .ToList();
-        if (scenes.Count == 1)
-        {
-            // Pointing(c) with one class broadcasts; that is the same for a batch of one.
-        }
         plane = scenes[0].Width * scenes[0].Height;
         using var scope = torch.NewDisposeScope();
         using var x = SceneData.ToTensor(scenes);

@@ -30,7 +30,7 @@ public sealed record PointingMethod(string Name, string Label, SaliencyOptions? 
 
     public static PointingMethod Gradient(bool absolute = true) => new(
         absolute ? "gradient" : "gradient-signed",
-        absolute ? "gradient |∂s/∂x| at the input" : "gradient ∂s/∂x at the input (signed)",
+        absolute ? "gradient at the input, absolute value" : "gradient at the input, signed",
         new SaliencyOptions { Method = SaliencyMethod.Gradient, SaliencyLayer = "", Resize = MapSize.Input },
         Absolute: absolute);
 
