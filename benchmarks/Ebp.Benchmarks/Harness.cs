@@ -29,6 +29,13 @@ internal static class Harness
     /// </summary>
     public static double[] InterleavedMediansMs(IReadOnlyList<Action> actions, int warmup, int runs)
     {
+        var rounds = Interleaved(actions, warmup, runs);
+        return Enumerable.Range(0, actions.Count).Select(rounds.Median).ToArray();
+    }
+
+    /// <summary>Measures several actions round-robin and keeps every round's times.</summary>
+    public static Rounds Interleaved(IReadOnlyList<Action> actions, int warmup, int runs)
+    {
         foreach (var a in actions) for (int i = 0; i < warmup; i++) a();
         var times = actions.Select(_ => new double[runs]).ToArray();
         for (int r = 0; r < runs; r++)
@@ -38,11 +45,27 @@ internal static class Harness
                 actions[k]();
                 times[k][r] = sw.Elapsed.TotalMilliseconds;
             }
-        return times.Select(t =>
-        {
-            Array.Sort(t);
-            return runs % 2 == 1 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2;
-        }).ToArray();
+        return new Rounds(times);
+    }
+
+    /// <summary>Times of interleaved rounds: <c>Times[action][round]</c> in ms.</summary>
+    public sealed record Rounds(double[][] Times)
+    {
+        public double Median(int action) => MedianOf(Times[action]);
+
+        /// <summary>
+        /// The median over rounds of <c>a / b</c> within each round: the two ran back to back, so a slow
+        /// stretch of a shared machine affects both, and the ratio is steadier than a ratio of medians.
+        /// </summary>
+        public double PairedRatio(int a, int b) => MedianOf(Times[a].Zip(Times[b], (x, y) => x / y).ToArray());
+    }
+
+    private static double MedianOf(double[] values)
+    {
+        var t = (double[])values.Clone();
+        Array.Sort(t);
+        int n = t.Length;
+        return n % 2 == 1 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
     }
 
     public static long PeakRssBytes()

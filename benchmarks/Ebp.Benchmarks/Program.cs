@@ -48,17 +48,26 @@ internal static class Sections
         Method = m, SaliencyLayer = saliency, ContrastLayer = m == SaliencyMethod.ContrastiveExcitationBackprop ? contrast : null,
     };
 
-    /// <summary>Forward, gradient, EBP and c-EBP, interleaved, as ratios to the forward pass of the same run.</summary>
+    /// <summary>
+    /// Forward, gradient, EBP and c-EBP as one-off calls and in sessions, all interleaved. Every ratio is the
+    /// median of the per-round ratios (see <see cref="Harness.Rounds.PairedRatio"/>). Sessions run on copies
+    /// of the model (a session holds its model).
+    /// </summary>
     public static void Baseline(bool quick, int runs, int warmup)
     {
         Console.WriteLine();
         Console.WriteLine("## Forward, gradient, EBP, contrastive EBP");
         Console.WriteLine();
-        Console.WriteLine("| model | batch | FLOP bound (×fwd) | forward ms | gradient ms (×fwd) | EBP ms (×fwd) | EBP / bound | EBP in a session ms (×fwd) | c-EBP ms (×fwd) | c-EBP / EBP |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| model | batch | FLOP bound (×fwd) | forward ms | gradient ms (×fwd) | EBP ms (×fwd) | EBP / bound | c-EBP ms (×fwd) | c-EBP / EBP | session EBP ms (×fwd) | session EBP / bound | session c-EBP ms | session c-EBP / EBP |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var (name, saliency, contrast) in Models)
         {
             using var model = ModelZoo.Create(name);
+            using var copyA = ModelZoo.Create(name);
+            using var copyB = ModelZoo.Create(name);
+            using (torch.no_grad())
+                foreach (var copy in new[] { copyA, copyB })
+                    foreach (var ((_, p), (_, q)) in copy.named_parameters().Zip(model.named_parameters())) p.copy_(q);
             double bound;
             using (var probe = torch.rand(1, 3, 224, 224))
             {
@@ -70,47 +79,56 @@ internal static class Sections
                 using var x = torch.rand(batch, 3, 224, 224);
                 var explainer = new SaliencyExplainer(model);
                 var target = SaliencyTarget.Class(1);
+                using var ebpSession = new SaliencyExplainer(copyA).OpenSession(Options(SaliencyMethod.ExcitationBackprop, saliency, contrast));
+                using var cebpSession = new SaliencyExplainer(copyB).OpenSession(Options(SaliencyMethod.ContrastiveExcitationBackprop, saliency, contrast));
                 void Forward() { using var s = torch.NewDisposeScope(); using var _ = torch.no_grad(); model.call(x); }
                 void Run(SaliencyMethod m) { using var s = torch.NewDisposeScope(); explainer.Explain(x, target, Options(m, saliency, contrast)); }
-                var medians = Harness.InterleavedMediansMs(new Action[]
+                void InSession(SaliencySession session) { using var s = torch.NewDisposeScope(); session.Explain(x, target); }
+                var rounds = Harness.Interleaved(new Action[]
                 {
                     Forward,
                     () => Run(SaliencyMethod.Gradient),
                     () => Run(SaliencyMethod.ExcitationBackprop),
                     () => Run(SaliencyMethod.ContrastiveExcitationBackprop),
+                    () => InSession(ebpSession),
+                    () => InSession(cebpSession),
                 }, warmup, runs);
-                double inSession;
-                using (var session = explainer.OpenSession(Options(SaliencyMethod.ExcitationBackprop, saliency, contrast)))
-                    inSession = Harness.MedianMs(() => { using var s = torch.NewDisposeScope(); session.Explain(x, target); }, warmup, runs);
-                double f = medians[0];
-                Console.WriteLine($"| {name} @{saliency} / {contrast} | {batch} | {bound:F2} | {f:F0} | {medians[1]:F0} ({medians[1] / f:F2}×) | {medians[2]:F0} ({medians[2] / f:F2}×) | {medians[2] / f / bound:F2} | {inSession:F0} ({inSession / f:F2}×) | {medians[3]:F0} ({medians[3] / f:F2}×) | {medians[3] / medians[2]:F2} |");
+                var m = Enumerable.Range(0, 6).Select(rounds.Median).ToArray();
+                string Fwd(int k) => $"{m[k]:F0} ({rounds.PairedRatio(k, 0):F2}×)";
+                Console.WriteLine($"| {name} @{saliency} / {contrast} | {batch} | {bound:F2} | {m[0]:F0} | {Fwd(1)} | {Fwd(2)} | {rounds.PairedRatio(2, 0) / bound:F2} | {Fwd(3)} | {rounds.PairedRatio(3, 2):F2} | {Fwd(4)} | {rounds.PairedRatio(4, 0) / bound:F2} | {m[5]:F0} | {rounds.PairedRatio(5, 4):F2} |");
             }
         }
     }
 
-    /// <summary>K classes of one image: one forward pass (ExplainEach) against K separate calls.</summary>
+    /// <summary>
+    /// K classes of one image: one forward pass (ExplainEach) against K separate calls, and against the cost
+    /// model F + Z + K·T, where Z and T each cost A (the multiply-accumulates above the saliency layer).
+    /// </summary>
     public static void ManyClasses(int runs, int warmup)
     {
         Console.WriteLine();
         Console.WriteLine("## K classes of one image (batch 1)");
         Console.WriteLine();
-        Console.WriteLine("| model | K | K separate calls ms | one forward (ExplainEach) ms | speed-up | one forward / EBP(K=1) |");
-        Console.WriteLine("|---|---|---|---|---|---|");
+        Console.WriteLine("| model | K | forward ms | K separate calls ms | one forward (ExplainEach) ms | speed-up | ExplainEach ×fwd | F + Z + K·T ×fwd | ExplainEach / (F + Z + K·T) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var (name, saliency, contrast) in Models)
         {
             using var model = ModelZoo.Create(name);
             using var x = torch.rand(1, 3, 224, 224);
+            var (total, above) = FlopCount.MacsAbove(model, x, saliency);
+            double share = above / total;
             var explainer = new SaliencyExplainer(model);
             var options = Options(SaliencyMethod.ExcitationBackprop, saliency, contrast);
-            double single = 0;
             foreach (var k in new[] { 1, 3, 10 })
             {
                 var targets = Enumerable.Range(0, k).Select(c => SaliencyTarget.Class(c)).ToArray();
+                void Forward() { using var s = torch.NewDisposeScope(); using var _ = torch.no_grad(); model.call(x); }
                 void Separate() { foreach (var t in targets) { using var s = torch.NewDisposeScope(); explainer.Explain(x, t, options); } }
                 void Together() { using var s = torch.NewDisposeScope(); explainer.ExplainEach(x, targets, options); }
-                var m = Harness.InterleavedMediansMs(new Action[] { Separate, Together }, warmup, runs);
-                if (k == 1) single = m[1];
-                Console.WriteLine($"| {name} @{saliency} | {k} | {m[0]:F0} | {m[1]:F0} | {m[0] / m[1]:F2}× | {m[1] / single:F2} |");
+                var rounds = Harness.Interleaved(new Action[] { Forward, Separate, Together }, warmup, runs);
+                double costModel = 1 + (k + 1) * share;
+                double together = rounds.PairedRatio(2, 0);
+                Console.WriteLine($"| {name} @{saliency} | {k} | {rounds.Median(0):F0} | {rounds.Median(1):F0} | {rounds.Median(2):F0} | {rounds.PairedRatio(1, 2):F2}× | {together:F2} | {costModel:F2} | {together / costModel:F2} |");
             }
         }
     }

@@ -17,7 +17,9 @@ public sealed record CaseOutcome(string Name, Tensor? Map, bool HasExpected, boo
 public static class CaseRunner
 {
     /// <summary>Runs one case whose files live in <paramref name="folder"/>. Never throws for a case's own failure.</summary>
-    public static CaseOutcome Run(ConformanceCase c, string folder)
+    /// <param name="inSession">Run it through <see cref="SaliencyExplainer.OpenSession"/> (W⁺ kept for the session)
+    /// instead of a one-off <see cref="SaliencyExplainer.Explain"/> call (large linear layers evaluated block by block).</param>
+    public static CaseOutcome Run(ConformanceCase c, string folder, bool inSession = false)
     {
         if (c.SaliencyMethod is not { } method)
             return new CaseOutcome(c.Name, null, false, false, null, $"unknown method '{c.Method}'") { Unsupported = true };
@@ -51,7 +53,14 @@ public static class CaseRunner
                 Resize = c.Resize,
                 ResizeMode = c.ResizeMode,
             };
-            using var result = new SaliencyExplainer(model).Explain(input, target, options);
+            var explainer = new SaliencyExplainer(model);
+            SaliencyResult Compute()
+            {
+                if (!inSession) return explainer.Explain(input, target, options);
+                using var session = explainer.OpenSession(options);
+                return session.Explain(input, target);
+            }
+            using var result = Compute();
             var map = result.Map.detach().to(ScalarType.Float32).cpu().clone();
 
             if (!tensors.TryGetValue("expected", out var expected))

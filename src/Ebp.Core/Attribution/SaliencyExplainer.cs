@@ -102,7 +102,7 @@ public sealed class SaliencyExplainer
     public SaliencySession OpenSession(SaliencyOptions? options = null)
     {
         options ??= new SaliencyOptions();
-        var config = Validate(options, ModelInspection.NamedModules(Model));
+        var config = Validate(options, ModelInspection.NamedModules(Model)) with { KeepsClampedWeights = true };
         var gate = Enter();
         try
         {

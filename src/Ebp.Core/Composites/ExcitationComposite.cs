@@ -6,8 +6,11 @@ using static TorchSharp.torch;
 namespace Ebp.Composites;
 
 /// <summary>
-/// Which rule goes on which layer type under Excitation Backprop. Rules are created per module and
-/// cache W⁺ = max(W, 0) (and max(−W, 0) for the contrastive classifier) for the lifetime of one scope.
+/// Which rule goes on which layer type under Excitation Backprop. Rules are created per module for the
+/// lifetime of one scope. Convolutions cache W⁺ = max(W, 0) (and max(−W, 0) for the contrastive
+/// classifier) for that scope. Large linear layers on the CPU in a one-off call use <see cref="BlockedLinearRule"/>,
+/// which never materialises W⁺ (the large fully connected layers of VGG-style models would otherwise
+/// spend more on fresh memory for W⁺ than on the rule itself); in a session W⁺ is kept instead.
 /// </summary>
 internal static class ExcitationComposite
 {
@@ -26,10 +29,13 @@ internal static class ExcitationComposite
     public static bool HasOwnParameters(nn.Module module) => module.named_parameters(recurse: false).Any();
 
     /// <summary>Creates the rule for an <see cref="LayerKind.Excitation"/> module. Weights tensors are owned by <paramref name="owned"/>.</summary>
-    public static ExcitationRule CreateExcitationRule(nn.Module module, List<Tensor> owned)
+    /// <param name="keepClampedWeights">The scope serves many calls (a session), so materialising W⁺ once pays off.</param>
+    public static IExcitationRule CreateExcitationRule(nn.Module module, List<Tensor> owned, bool keepClampedWeights)
     {
         switch (module)
         {
+            case Linear linear when !keepClampedWeights && linear.weight is { } w && BlockedLinearRule.Pays(w):
+                return BlockedLinearRule.For(linear);
             case Linear linear:
             {
                 var (pos, neg) = ClampedWeights(linear.weight, owned);

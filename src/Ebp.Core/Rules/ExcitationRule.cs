@@ -9,8 +9,10 @@ namespace Ebp.Rules;
 /// average pooling differ only in how <c>layer(x; W⁺)</c> is computed, which is the
 /// <see cref="PositiveForward"/> delegate; <c>layerᵀ</c> is taken by autograd through that same delegate,
 /// so strides, padding modes, groups and overlapping pooling windows need no code of their own.
+/// W⁺ is materialised once per scope (see <see cref="BlockedLinearRule"/> for the large linear layers of
+/// one-off calls, where it is not).
 /// </summary>
-internal sealed class ExcitationRule
+internal sealed class ExcitationRule : IExcitationRule
 {
     /// <summary>Epsilon added to Z, as in the reference (Z + 1e-20, not max).</summary>
     public const double Epsilon = 1e-20;
@@ -36,13 +38,13 @@ internal sealed class ExcitationRule
 }
 
 /// <summary>State of one call of one layer: its input and the W⁺ forward graph used to form layerᵀ.</summary>
-internal sealed class ExcitationNode
+internal sealed class ExcitationNode : IExcitationNode
 {
     private readonly RuleScope _scope;
     private readonly ExcitationRule _rule;
     private readonly bool _negatable;
-    private Tensor _x = null!, _leaf = null!, _z = null!;
-    private Tensor? _negLeaf, _negZ;
+    private Tensor _x = null!, _leaf = null!, _zEps = null!;
+    private Tensor? _negLeaf, _negZEps;
 
     public ExcitationNode(RuleScope scope, string name, ExcitationRule rule, Tensor input, bool negatable)
     {
@@ -66,12 +68,13 @@ internal sealed class ExcitationNode
     {
         Output = _scope.Keep(output.detach());
         using var grad = torch.enable_grad();
+        // Z + ε is kept rather than Z: the ε shifts nothing in layerᵀ and is then added once, not per backward pass.
         _leaf = _scope.Keep(_x.detach().requires_grad_(true));
-        _z = _scope.Keep(_rule.PositiveForward(_leaf));
+        _zEps = _scope.Keep(_rule.PositiveForward(_leaf).add(Scalars.Epsilon, Scalars.One));
         if (_negatable)
         {
             _negLeaf = _scope.Keep(_x.detach().requires_grad_(true));
-            _negZ = _scope.Keep(_rule.NegatedForward!(_negLeaf));
+            _negZEps = _scope.Keep(_rule.NegatedForward!(_negLeaf).add(Scalars.Epsilon, Scalars.One));
         }
     }
 
@@ -79,12 +82,12 @@ internal sealed class ExcitationNode
     {
         bool negate = _negatable && _scope.NegateClassifier;
         var leaf = negate ? _negLeaf! : _leaf;
-        var z = negate ? _negZ! : _z;
+        var zEps = negate ? _negZEps! : _zEps;
         using var scope = torch.NewDisposeScope();
-        var s = g.div(z.add(Scalars.Epsilon, Scalars.One));
-        var t = SafeAutograd.Gradient(z, s, leaf, retainGraph: true)
+        var s = g.div(zEps);
+        var t = SafeAutograd.Gradient(zEps, s, leaf, retainGraph: true)
             ?? throw new InvalidOperationException("the rule's Z = layer(x; W⁺) does not depend on the layer input.");
-        return _x.mul(t).MoveToOuterDisposeScope();
+        return t.mul_(_x).MoveToOuterDisposeScope(); // t is our own fresh gradient: scale it in place
     }
 }
 
@@ -94,14 +97,14 @@ internal sealed class ExcitationFunction : torch.autograd.SingleTensorFunction<E
 
     public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
     {
-        var node = (ExcitationNode)vars[1];
+        var node = (IExcitationNode)vars[1];
         ctx.save_data("node", node);
         return node.Output.detach();
     }
 
     public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor grad_output)
     {
-        var node = (ExcitationNode)ctx.get_data("node");
+        var node = (IExcitationNode)ctx.get_data("node");
         return BackwardGuard.Run(node.Scope, node.Name,
             () => new List<Tensor> { node.Backward(grad_output), null! },
             () => new List<Tensor> { torch.zeros_like(node.Input), null! });

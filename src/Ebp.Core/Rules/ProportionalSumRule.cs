@@ -38,12 +38,19 @@ internal sealed class ProportionalSumFunction : torch.autograd.MultiTensorFuncti
             using var scope = torch.NewDisposeScope();
             var y = node.Output;
             var zero = y.eq(Scalars.Zero);
-            var safeY = torch.where(zero, torch.ones_like(y), y);
-            var half = torch.full_like(y, Scalars.Half);
-            var shareA = torch.where(zero, half, node.A / safeY);
-            var shareB = torch.where(zero, half, node.B / safeY);
-            var ga = SumToShape(shareA * g, node.A.shape);
-            var gb = SumToShape(shareB * g, node.B.shape);
+            bool anyZero = zero.any().item<bool>();
+            // One division serves both branches: G_a = a ⊙ (G ⊘ y), G_b = b ⊙ (G ⊘ y).
+            var ratio = g.div(anyZero ? torch.where(zero, torch.ones_like(y), y) : y);
+            var ga = node.A.mul(ratio);
+            var gb = node.B.mul(ratio);
+            if (anyZero)
+            {
+                var halfG = g.mul(Scalars.Half);
+                ga = torch.where(zero, halfG, ga);
+                gb = torch.where(zero, halfG, gb);
+            }
+            ga = SumToShape(ga, node.A.shape);
+            gb = SumToShape(gb, node.B.shape);
             return new List<Tensor> { ga.MoveToOuterDisposeScope(), gb.MoveToOuterDisposeScope(), null! };
         }, () => new List<Tensor> { torch.zeros_like(node.A), torch.zeros_like(node.B), null! });
     }

@@ -14,7 +14,11 @@ internal sealed record ScopeConfig(
     string? ClassifierLayer,
     bool CollectSignals,
     IReadOnlySet<string> PlainGradientLayers,
-    bool PlainGradientForUnsupportedLayers);
+    bool PlainGradientForUnsupportedLayers)
+{
+    /// <summary>True for a session: W⁺ is materialised once and kept for all its calls.</summary>
+    public bool KeepsClampedWeights { get; init; }
+}
 
 /// <summary>
 /// Installs the saliency machinery on a model for its lifetime and removes all of it on
@@ -30,7 +34,7 @@ internal sealed class RuleScope : IDisposable
     private readonly List<Action> _removeHooks = new();
     private readonly List<(nn.Module Module, bool Training, int Depth)> _training = new();
     private readonly List<(Parameter Parameter, bool RequiresGrad)> _frozen = new();
-    private readonly Dictionary<nn.Module, ExcitationRule> _rules = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<nn.Module, IExcitationRule> _rules = new(ReferenceEqualityComparer.Instance);
     private readonly List<Tensor> _ownedWeights = new();
     private readonly List<Tensor> _kept = new();
     private bool _disposed;
@@ -260,14 +264,14 @@ internal sealed class RuleScope : IDisposable
     }
 
     /// <summary>Test seam: replaces the composite's choice of rule for some modules.</summary>
-    internal Func<nn.Module, ExcitationRule?>? RuleOverride { get; set; }
+    internal Func<nn.Module, IExcitationRule?>? RuleOverride { get; set; }
 
-    private ExcitationRule RuleFor(nn.Module module)
+    private IExcitationRule RuleFor(nn.Module module)
     {
         lock (_rules)
         {
             if (!_rules.TryGetValue(module, out var rule))
-                _rules[module] = rule = RuleOverride?.Invoke(module) ?? ExcitationComposite.CreateExcitationRule(module, _ownedWeights);
+                _rules[module] = rule = RuleOverride?.Invoke(module) ?? ExcitationComposite.CreateExcitationRule(module, _ownedWeights, _config.KeepsClampedWeights);
             return rule;
         }
     }

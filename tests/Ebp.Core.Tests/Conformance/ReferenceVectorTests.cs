@@ -26,6 +26,24 @@ public sealed class ReferenceVectorTests
         finally { outcome.Map?.Dispose(); }
     }
 
+    /// <summary>
+    /// The same cases through a session, which keeps W⁺ materialised instead of evaluating linear layers block
+    /// by block: both evaluation paths must meet the reference.
+    /// </summary>
+    [TestMethod]
+    public void AllCases_InASession_PassTheirCriterion()
+    {
+        var failures = new List<string>();
+        foreach (var (folder, c) in ConformanceCase.Load(Path.Combine(Folder, "cases.json")).Select(c => (Folder, c))
+                     .Concat(ConformanceCase.Load(Path.Combine(HeldOut, "cases.json")).Select(c => (HeldOut, c))))
+        {
+            var outcome = CaseRunner.Run(c, folder, inSession: true);
+            outcome.Map?.Dispose();
+            if (!(outcome.HasExpected && outcome.Passed && outcome.RelativeError <= c.RtolOfMax)) failures.Add($"{c.Name}: {outcome.Error}");
+        }
+        Assert.AreEqual(0, failures.Count, string.Join("; ", failures));
+    }
+
     private static readonly string HeldOut = Path.Combine(AppContext.BaseDirectory, "TestData", "heldout");
 
     public static IEnumerable<object[]> HeldOutCases()
