@@ -4,7 +4,7 @@ using Ebp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-// dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick] [--only baseline|classes|memory|mlnet]
+// dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick] [--only baseline|linear|classes|memory|mlnet] [--model vgg16|resnet50]
 int runs = 5, warmup = 1, threads = 2;
 bool quick = false;
 string? only = null;
@@ -27,6 +27,7 @@ Console.WriteLine($"# Ebp benchmark — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC")
 Console.WriteLine($"machine: {Environment.ProcessorCount} logical CPUs, {Environment.OSVersion}, .NET {Environment.Version}, torch threads {threads}; runs {runs} (medians), warm-up {warmup}; random weights, 224×224 inputs");
 
 if (only is null or "baseline") Sections.Baseline(quick, runs, warmup);
+if (only is null or "linear") Sections.LinearHead(runs, warmup);
 if (only is null or "classes") Sections.ManyClasses(runs, warmup);
 if (only is null or "memory") Sections.Memory(quick);
 if (only is null or "mlnet") MlNetSection.Run(runs, warmup);
@@ -97,6 +98,48 @@ internal static class Sections
                 string Fwd(int k) => $"{m[k]:F0} ({rounds.PairedRatio(k, 0):F2}×)";
                 Console.WriteLine($"| {name} @{saliency} / {contrast} | {batch} | {bound:F2} | {m[0]:F0} | {Fwd(1)} | {Fwd(2)} | {rounds.PairedRatio(2, 0) / bound:F2} | {Fwd(3)} | {rounds.PairedRatio(3, 2):F2} | {Fwd(4)} | {rounds.PairedRatio(4, 0) / bound:F2} | {m[5]:F0} | {rounds.PairedRatio(5, 4):F2} |");
             }
+        }
+    }
+
+    /// <summary>
+    /// Where W⁺ of large linear layers lives: VGG16's classifier head (fc6 103 M, fc7 17 M, fc8 4 M weights) on a
+    /// [B, 25088] input, EBP at the input. A one-off call (fc6 and fc7 block by block), a session opened and
+    /// closed for every call (W⁺ materialised per call: what one-off calls did before the blocked rule), and
+    /// one session kept open (W⁺ materialised once).
+    /// </summary>
+    public static void LinearHead(int runs, int warmup)
+    {
+        Console.WriteLine();
+        Console.WriteLine("## VGG16 classifier head: W⁺ block by block, materialised per call, kept");
+        Console.WriteLine();
+        Console.WriteLine("| batch | forward ms | one-off call (blocked) ms (×fwd) | session per call (W⁺ materialised) ms (×fwd) | kept session ms (×fwd) | blocked ÷ materialised | blocked ÷ kept |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        using var head = nn.Sequential(
+            ("0", nn.Linear(25088, 4096)), ("1", nn.ReLU()),
+            ("2", nn.Linear(4096, 4096)), ("3", nn.ReLU()),
+            ("4", nn.Linear(4096, 1000)));
+        using var copy = nn.Sequential(
+            ("0", nn.Linear(25088, 4096)), ("1", nn.ReLU()),
+            ("2", nn.Linear(4096, 4096)), ("3", nn.ReLU()),
+            ("4", nn.Linear(4096, 1000)));
+        using (torch.no_grad())
+            foreach (var ((_, p), (_, q)) in copy.named_parameters().Zip(head.named_parameters())) p.copy_(q);
+        var options = new SaliencyOptions { SaliencyLayer = "" };
+        var explainer = new SaliencyExplainer(head);
+        var target = SaliencyTarget.Class(1);
+        foreach (var batch in new[] { 1, 8 })
+        {
+            using var x = torch.rand(batch, 25088);
+            using var kept = new SaliencyExplainer(copy).OpenSession(options);
+            var rounds = Harness.Interleaved(new Action[]
+            {
+                () => { using var s = torch.NewDisposeScope(); using var _ = torch.no_grad(); head.call(x); },
+                () => { using var s = torch.NewDisposeScope(); explainer.Explain(x, target, options); },
+                () => { using var s = torch.NewDisposeScope(); using var session = explainer.OpenSession(options); session.Explain(x, target); },
+                () => { using var s = torch.NewDisposeScope(); kept.Explain(x, target); },
+            }, warmup, runs);
+            string Fwd(int k) => $"{rounds.Median(k):F0} ({rounds.PairedRatio(k, 0):F2}×)";
+            Console.WriteLine($"| {batch} | {rounds.Median(0):F0} | {Fwd(1)} | {Fwd(2)} | {Fwd(3)} | {rounds.PairedRatio(1, 2):F2} | {rounds.PairedRatio(1, 3):F2} |");
         }
     }
 

@@ -75,11 +75,18 @@ internal sealed class BlockedLinearRule : IExcitationRule
         bool fresh = zEps is null;
         var z = zEps ?? torch.empty(x2.shape[0], outFeatures, x2.dtype, x2.device);
         var t = torch.zeros_like(x2);
+        // One buffer for every block: a fresh 8 MiB tensor per block would be served from fresh pages each
+        // time (glibc returns freed blocks of that size to the system), and the page faults cost more than
+        // the rule itself.
+        var buffer = torch.empty(Math.Min(RowsPerBlock, outFeatures), inFeatures, _weight.dtype, _weight.device);
         for (long r = 0; r < outFeatures; r += RowsPerBlock)
         {
             long n = Math.Min(RowsPerBlock, outFeatures - r);
             using var block = _weight.narrow(0, r, n);
-            using var positive = negate ? block.neg().clamp_min_(Scalars.Zero) : block.clamp_min(Scalars.Zero);
+            using var positive = n == buffer.shape[0] ? buffer.alias() : buffer.narrow(0, 0, n);
+            positive.copy_(block);
+            if (negate) positive.neg_();
+            positive.clamp_min_(Scalars.Zero);
             using var zBlock = z.narrow(1, r, n);
             if (fresh) zBlock.copy_(nn.functional.linear(x2, positive).add_(Scalars.Epsilon));
             using var gBlock = g2.narrow(1, r, n);
