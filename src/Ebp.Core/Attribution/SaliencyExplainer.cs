@@ -76,7 +76,7 @@ public sealed class SaliencyExplainer
         if (targets.Count == 0) throw new ArgumentException("At least one target is needed.", nameof(targets));
         if (targets.Any(t => t is null)) throw new ArgumentNullException(nameof(targets), "A target is null.");
         options ??= new SaliencyOptions();
-        var config = Validate(options, ModelInspection.NamedModules(Model));
+        var config = Validate(options, ModelInspection.NamedModules(Model)) with { BackwardPasses = targets.Count };
         ValidateInput(input);
 
         var gate = Enter();
@@ -102,7 +102,7 @@ public sealed class SaliencyExplainer
     public SaliencySession OpenSession(SaliencyOptions? options = null)
     {
         options ??= new SaliencyOptions();
-        var config = Validate(options, ModelInspection.NamedModules(Model)) with { KeepsClampedWeights = true };
+        var config = Validate(options, ModelInspection.NamedModules(Model)) with { BackwardPasses = int.MaxValue };
         var gate = Enter();
         try
         {

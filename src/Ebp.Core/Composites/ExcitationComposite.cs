@@ -8,9 +8,10 @@ namespace Ebp.Composites;
 /// <summary>
 /// Which rule goes on which layer type under Excitation Backprop. Rules are created per module for the
 /// lifetime of one scope. Convolutions cache W⁺ = max(W, 0) (and max(−W, 0) for the contrastive
-/// classifier) for that scope. Large linear layers on the CPU in a one-off call use <see cref="BlockedLinearRule"/>,
-/// which never materialises W⁺ (the large fully connected layers of VGG-style models would otherwise
-/// spend more on fresh memory for W⁺ than on the rule itself); in a session W⁺ is kept instead.
+/// classifier) for that scope. Large linear layers on the CPU in a call with few backward passes use
+/// <see cref="BlockedLinearRule"/>, which never materialises W⁺ (the large fully connected layers of VGG-style
+/// models would otherwise spend more on fresh memory for W⁺ than on the rule itself). Where the scope runs
+/// more passes (a session, many targets) W⁺ is materialised once.
 /// </summary>
 internal static class ExcitationComposite
 {
@@ -29,12 +30,12 @@ internal static class ExcitationComposite
     public static bool HasOwnParameters(nn.Module module) => module.named_parameters(recurse: false).Any();
 
     /// <summary>Creates the rule for an <see cref="LayerKind.Excitation"/> module. Weights tensors are owned by <paramref name="owned"/>.</summary>
-    /// <param name="keepClampedWeights">The scope serves many calls (a session), so materialising W⁺ once pays off.</param>
-    public static IExcitationRule CreateExcitationRule(nn.Module module, List<Tensor> owned, bool keepClampedWeights)
+    /// <param name="backwardPasses">How many backward passes the layer sees in this scope.</param>
+    public static IExcitationRule CreateExcitationRule(nn.Module module, List<Tensor> owned, long backwardPasses)
     {
         switch (module)
         {
-            case Linear linear when !keepClampedWeights && linear.weight is { } w && BlockedLinearRule.Pays(w):
+            case Linear linear when linear.weight is { } w && BlockedLinearRule.Pays(w, backwardPasses):
                 return BlockedLinearRule.For(linear);
             case Linear linear:
             {

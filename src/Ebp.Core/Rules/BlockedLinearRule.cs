@@ -9,14 +9,16 @@ namespace Ebp.Rules;
 /// that W⁺ = max(W, 0) is never materialised as a whole.
 /// </summary>
 /// <remarks>
-/// Why: a one-off call would otherwise clamp every weight into fresh memory. For VGG16's fc6 (103 M weights,
-/// 411 MB) the page faults of that fresh memory alone cost ≈ 140 ms at batch 1 on a 2-core machine, more than
-/// the whole Z and layerᵀ of the layer (≈ 30 ms). Row i of Z = W⁺x depends only on row i of W⁺, and so does
+/// Why: a one-off call would otherwise clamp every weight into fresh memory. For VGG16's fc6 and fc7 (120 M
+/// weights, 478 MB) that costs more than the layers' whole rule: the classifier head at batch 1 takes 208 ms
+/// with W⁺ materialised per call, 96 ms blocked and 56 ms with W⁺ kept in a session (docs/BENCHMARKS.md,
+/// "VGG16 classifier head"). Row i of Z = W⁺x depends only on row i of W⁺, and so does
 /// S_i = G_i / (Z_i + ε); layerᵀ(S) = Σ_i S_i·W⁺_i is a sum over rows. One block of rows (a few MiB, in
 /// cache) therefore serves Z, S and its share of layerᵀ before the next block is clamped: one pass over W per
-/// backward, no large allocation. Sessions (which keep W⁺ across calls), weights of at most
-/// <see cref="MinWeightBytes"/> and non-CPU devices (whose caching allocators make fresh memory cheap) use
-/// <see cref="ExcitationRule"/> instead; both give the same result up to float rounding of the row sums.
+/// backward pass, no large allocation. Where a layer sees more than <see cref="MaxStreamedPasses"/> backward
+/// passes (sessions, many targets of one forward pass), for weights of at most <see cref="MinWeightBytes"/> and
+/// on non-CPU devices (whose caching allocators make fresh memory cheap), <see cref="ExcitationRule"/> is used
+/// instead; both give the same result up to float rounding of the row sums.
 /// </remarks>
 internal sealed class BlockedLinearRule : IExcitationRule
 {
@@ -24,13 +26,22 @@ internal sealed class BlockedLinearRule : IExcitationRule
     public const long DefaultBlockBytes = 8L << 20;
 
     /// <summary>
-    /// Weights up to this size are clamped whole, once per call: their W⁺ is cheap to allocate and then serves
-    /// every backward pass of the call (K targets, both contrastive passes) without clamping again.
+    /// Weights up to this size are clamped whole, once per scope: their W⁺ is cheap to allocate and then serves
+    /// every backward pass of the scope (K targets, both contrastive passes) without clamping again.
     /// </summary>
     public const long MinWeightBytes = 32L << 20;
 
-    /// <summary>Whether a one-off call should evaluate this weight block by block.</summary>
-    public static bool Pays(Tensor weight) => weight.device_type == DeviceType.CPU && weight.NumberOfElements * weight.ElementSize > MinWeightBytes;
+    /// <summary>
+    /// Up to this many backward passes through a layer, streaming W is cheaper than materialising W⁺ once: for
+    /// VGG16's fc6 and fc7 at batch 1 a streamed pass costs ≈ 40 ms more than one with W⁺ kept, while
+    /// materialising W⁺ costs ≈ 150 ms (docs/BENCHMARKS.md, "VGG16 classifier head").
+    /// </summary>
+    public const long MaxStreamedPasses = 3;
+
+    /// <summary>Whether a scope with <paramref name="backwardPasses"/> passes through the layer should stream this weight.</summary>
+    public static bool Pays(Tensor weight, long backwardPasses)
+        => backwardPasses <= MaxStreamedPasses && weight.device_type == DeviceType.CPU
+           && weight.NumberOfElements * weight.ElementSize > MinWeightBytes;
 
     private readonly Tensor _weight;
 
@@ -59,21 +70,14 @@ internal sealed class BlockedLinearRule : IExcitationRule
         return ExcitationFunction.apply(input, node);
     }
 
-    /// <summary>
-    /// x ⊙ W⁺ᵀ(G ⊘ (W⁺x + ε)), with W⁺ = max(−W, 0) when <paramref name="negate"/> (contrastive pass).
-    /// <paramref name="zEps"/> is W⁺x + ε ([N, out], N = all leading dimensions): pass null on the first
-    /// backward pass and it is computed block by block; later passes over the same input (more targets)
-    /// reuse it and only clamp the blocks again for layerᵀ.
-    /// </summary>
-    public Tensor Backward(Tensor x, Tensor g, bool negate, ref Tensor? zEps)
+    /// <summary>x ⊙ W⁺ᵀ(G ⊘ (W⁺x + ε)), with W⁺ = max(−W, 0) when <paramref name="negate"/> (contrastive pass).</summary>
+    public Tensor Backward(Tensor x, Tensor g, bool negate)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         long outFeatures = _weight.shape[0], inFeatures = _weight.shape[1];
         var x2 = x.reshape(-1, inFeatures);
         var g2 = g.reshape(-1, outFeatures);
-        bool fresh = zEps is null;
-        var z = zEps ?? torch.empty(x2.shape[0], outFeatures, x2.dtype, x2.device);
         var t = torch.zeros_like(x2);
         // One buffer for every block: a fresh 8 MiB tensor per block would be served from fresh pages each
         // time (glibc returns freed blocks of that size to the system), and the page faults cost more than
@@ -87,13 +91,11 @@ internal sealed class BlockedLinearRule : IExcitationRule
             positive.copy_(block);
             if (negate) positive.neg_();
             positive.clamp_min_(Scalars.Zero);
-            using var zBlock = z.narrow(1, r, n);
-            if (fresh) zBlock.copy_(nn.functional.linear(x2, positive).add_(Scalars.Epsilon));
+            using var zEps = nn.functional.linear(x2, positive).add_(Scalars.Epsilon);
             using var gBlock = g2.narrow(1, r, n);
-            using var s = gBlock.div(zBlock);
+            using var s = gBlock.div(zEps);
             t.addmm_(s, positive, 1f, 1f);
         }
-        if (fresh) zEps = z.MoveToOuterDisposeScope();
         return t.reshape(x.shape).mul_(x).MoveToOuterDisposeScope();
     }
 }
@@ -102,7 +104,6 @@ internal sealed class BlockedLinearNode : IExcitationNode
 {
     private readonly BlockedLinearRule _rule;
     private readonly bool _negatable;
-    private Tensor? _zEps, _negZEps;
 
     public BlockedLinearNode(RuleScope scope, string name, BlockedLinearRule rule, Tensor input, Tensor output, bool negatable)
     {
@@ -119,13 +120,5 @@ internal sealed class BlockedLinearNode : IExcitationNode
     public Tensor Input { get; }
     public Tensor Output { get; }
 
-    public Tensor Backward(Tensor g)
-    {
-        bool negate = _negatable && Scope.NegateClassifier;
-        ref var cache = ref negate ? ref _negZEps : ref _zEps;
-        bool fresh = cache is null;
-        var result = _rule.Backward(Input, g, negate, ref cache);
-        if (fresh && cache is not null) Scope.Keep(cache); // freed with the call's other tensors
-        return result;
-    }
+    public Tensor Backward(Tensor g) => _rule.Backward(Input, g, negate: _negatable && Scope.NegateClassifier);
 }

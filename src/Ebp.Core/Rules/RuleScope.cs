@@ -16,8 +16,12 @@ internal sealed record ScopeConfig(
     IReadOnlySet<string> PlainGradientLayers,
     bool PlainGradientForUnsupportedLayers)
 {
-    /// <summary>True for a session: W⁺ is materialised once and kept for all its calls.</summary>
-    public bool KeepsClampedWeights { get; init; }
+    /// <summary>
+    /// How many backward passes each layer above the saliency layer sees in this scope: the number of targets
+    /// of a call, or <see cref="int.MaxValue"/> for a session. The contrastive classifier sees twice as many.
+    /// Decides whether W⁺ of a large linear layer is streamed per pass or materialised once (<see cref="BlockedLinearRule"/>).
+    /// </summary>
+    public int BackwardPasses { get; init; } = 1;
 }
 
 /// <summary>
@@ -212,7 +216,7 @@ internal sealed class RuleScope : IDisposable
             switch (kind)
             {
                 case LayerKind.Excitation:
-                    result = RuleFor(module).Attach(this, name, input, output, isClassifier: name == _config.ClassifierLayer);
+                    result = RuleFor(name, module).Attach(this, name, input, output, isClassifier: name == _config.ClassifierLayer);
                     break;
                 case LayerKind.PassThrough:
                     result = PassThroughRule.Attach(this, name, input, output);
@@ -266,12 +270,14 @@ internal sealed class RuleScope : IDisposable
     /// <summary>Test seam: replaces the composite's choice of rule for some modules.</summary>
     internal Func<nn.Module, IExcitationRule?>? RuleOverride { get; set; }
 
-    private IExcitationRule RuleFor(nn.Module module)
+    private IExcitationRule RuleFor(string name, nn.Module module)
     {
         lock (_rules)
         {
+            // The contrastive classifier runs two backward passes (W⁺ and max(−W, 0)) per target.
+            long passes = name == _config.ClassifierLayer ? 2L * _config.BackwardPasses : _config.BackwardPasses;
             if (!_rules.TryGetValue(module, out var rule))
-                _rules[module] = rule = RuleOverride?.Invoke(module) ?? ExcitationComposite.CreateExcitationRule(module, _ownedWeights, _config.KeepsClampedWeights);
+                _rules[module] = rule = RuleOverride?.Invoke(module) ?? ExcitationComposite.CreateExcitationRule(module, _ownedWeights, passes);
             return rule;
         }
     }

@@ -7,8 +7,9 @@ using static TorchSharp.torch;
 namespace Ebp.Core.Tests.Rules;
 
 /// <summary>
-/// One-off calls evaluate linear layers block by block of output rows (<see cref="BlockedLinearRule"/>);
-/// sessions materialise W⁺ (<see cref="ExcitationRule"/>). Both must give the same maps.
+/// Calls with few backward passes evaluate large linear layers block by block of output rows
+/// (<see cref="BlockedLinearRule"/>); sessions and many targets materialise W⁺ (<see cref="ExcitationRule"/>).
+/// Both must give the same maps.
 /// </summary>
 [TestClass]
 public sealed class BlockedLinearRuleTests
@@ -127,12 +128,44 @@ public sealed class BlockedLinearRuleTests
     }
 
     [TestMethod]
+    public void LargeLinear_FewTargetsStream_ManyTargetsMaterialise_SameMaps()
+    {
+        // 36 MB of weights: calls with up to MaxStreamedPasses targets stream them (blocked); four targets from
+        // one forward pass materialise W⁺ once. Input [B, 1, 3000], so that the map keeps one value per feature.
+        using var model = TestModels.Reinitialise(nn.Sequential(
+            ("0", nn.Linear(3000, 3000)),
+            ("1", nn.ReLU()),
+            ("2", nn.Flatten()),
+            ("3", nn.Linear(3000, 4))), 76);
+        using var x = torch.rand(2, 1, 3000, generator: new Generator(77));
+        var explainer = new SaliencyExplainer(model);
+        var targets = new[] { SaliencyTarget.Class(1), SaliencyTarget.Classes(3, 0), SaliencyTarget.Class(2), SaliencyTarget.Predicted };
+        Assert.IsTrue(targets.Length > BlockedLinearRule.MaxStreamedPasses);
+        var many = explainer.ExplainEach(x, targets);
+        var few = explainer.ExplainEach(x, targets.Take(2).ToArray());
+        try
+        {
+            for (int k = 0; k < targets.Length; k++)
+            {
+                using var single = explainer.Explain(x, targets[k]);
+                if (k == 0) CollectionAssert.AreEqual(new long[] { 2, 1, 3000 }, single.Map.shape);
+                AssertClose(many[k].Map, single.Map, $"target {k}: materialised against streamed");
+                if (k < few.Count) AssertClose(few[k].Map, single.Map, $"target {k}: two streamed passes against one");
+            }
+        }
+        finally
+        {
+            foreach (var r in many.Concat(few)) r.Dispose();
+        }
+    }
+
+    [TestMethod]
     public void Composite_ChoosesBlockedForLargeLinearInOneOffCalls_AndKeepsWOtherwise()
     {
         using var large = nn.Linear(3000, 3000);   // 36 MB of weights
         using var small = nn.Linear(1000, 300);    // 1.2 MB
         var owned = new List<Tensor>();
-        var oneOff = ExcitationComposite.CreateExcitationRule(large, owned, keepClampedWeights: false);
+        var oneOff = ExcitationComposite.CreateExcitationRule(large, owned, backwardPasses: 1);
         Assert.IsInstanceOfType<BlockedLinearRule>(oneOff);
         Assert.AreEqual(0, owned.Count, "no W⁺ materialised for a one-off call");
         Assert.AreEqual(699, ((BlockedLinearRule)oneOff).RowsPerBlock, "8 MiB / 12,000 bytes per row");
@@ -140,11 +173,14 @@ public sealed class BlockedLinearRuleTests
         Assert.AreEqual(2, BlockedLinearRule.For(small, blockBytes: 10_000).RowsPerBlock);
         Assert.AreEqual(1, BlockedLinearRule.For(small, blockBytes: 10).RowsPerBlock);
 
-        Assert.IsInstanceOfType<ExcitationRule>(ExcitationComposite.CreateExcitationRule(small, owned, keepClampedWeights: false),
+        Assert.IsInstanceOfType<ExcitationRule>(ExcitationComposite.CreateExcitationRule(small, owned, backwardPasses: 1),
             "a small weight is clamped once per call and serves every pass");
-        Assert.IsInstanceOfType<ExcitationRule>(ExcitationComposite.CreateExcitationRule(large, owned, keepClampedWeights: true),
+        Assert.IsInstanceOfType<BlockedLinearRule>(ExcitationComposite.CreateExcitationRule(large, owned, backwardPasses: 3));
+        Assert.IsInstanceOfType<ExcitationRule>(ExcitationComposite.CreateExcitationRule(large, owned, backwardPasses: 4),
+            "four passes: W⁺ materialised once");
+        Assert.IsInstanceOfType<ExcitationRule>(ExcitationComposite.CreateExcitationRule(large, owned, backwardPasses: int.MaxValue),
             "a session keeps W⁺");
-        Assert.AreEqual(2, owned.Count);
+        Assert.AreEqual(3, owned.Count);
         foreach (var t in owned) t.Dispose();
     }
 }
