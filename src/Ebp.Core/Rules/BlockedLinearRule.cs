@@ -100,25 +100,8 @@ internal sealed class BlockedLinearRule : IExcitationRule
     }
 }
 
-internal sealed class BlockedLinearNode : IExcitationNode
+internal sealed record BlockedLinearNode(RuleScope Scope, string Name, BlockedLinearRule Rule, Tensor Input, Tensor Output, bool Negatable)
+    : IExcitationNode
 {
-    private readonly BlockedLinearRule _rule;
-    private readonly bool _negatable;
-
-    public BlockedLinearNode(RuleScope scope, string name, BlockedLinearRule rule, Tensor input, Tensor output, bool negatable)
-    {
-        Scope = scope;
-        Name = name;
-        _rule = rule;
-        Input = input;
-        Output = output;
-        _negatable = negatable;
-    }
-
-    public string Name { get; }
-    public RuleScope Scope { get; }
-    public Tensor Input { get; }
-    public Tensor Output { get; }
-
-    public Tensor Backward(Tensor g) => _rule.Backward(Input, g, negate: _negatable && Scope.NegateClassifier);
+    public Tensor Backward(Tensor g) => Rule.Backward(Input, g, negate: Negatable && Scope.NegateClassifier);
 }
