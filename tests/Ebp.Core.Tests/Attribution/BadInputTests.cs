@@ -12,8 +12,10 @@ public sealed class BadInputTests
         Assert.AreEqual(0, TestModels.HookCount(model), "hooks removed");
         Assert.IsFalse(model.training, "mode restored (eval before the call)");
         Assert.IsTrue(model.parameters().All(p => p.requires_grad), "requires_grad restored");
+        Assert.IsTrue(before.isfinite().all().item<bool>(), "the test model's own output is finite");
         using var after = model.call(x);
-        Assert.IsTrue(TestModels.Same(after, before), "outputs unchanged");
+        Assert.IsTrue(TestModels.Same(after, before),
+            $"outputs unchanged; got [{string.Join(", ", after.data<float>().ToArray())}], before [{string.Join(", ", before.data<float>().ToArray())}]");
     }
 
     private static T Check<T>(Func<nn.Module<Tensor, Tensor>, Tensor, object> call, string expectedFragment) where T : Exception
@@ -80,15 +82,15 @@ public sealed class BadInputTests
     [TestMethod]
     public void UnsupportedLayerInPath_NamesTheLayer_UnlessOptedIn()
     {
-        torch.manual_seed(32);
-        using var model = nn.Sequential(
+        // Weights from a private generator: the global one (torch.manual_seed) is shared with tests running in parallel.
+        using var model = TestModels.Reinitialise(nn.Sequential(
             ("conv", nn.Conv2d(3, 4, 3, padding: 1)),
             ("norm", nn.GroupNorm(2, 4)),
             ("up", nn.ConvTranspose2d(4, 4, 2, stride: 2)),
             ("relu", nn.ReLU()),
             ("pool", nn.AdaptiveAvgPool2d(1)),
             ("flat", nn.Flatten()),
-            ("fc", nn.Linear(4, 3)));
+            ("fc", nn.Linear(4, 3))), 32);
         model.eval();
         using var x = TestModels.Image(33, 1, 3, 8, 8);
         using var before = model.call(x).detach().clone();

@@ -62,10 +62,9 @@ public sealed class NaiveRuleTests
     [DataRow(3L, 2L, 2L, 2L)]
     public void Conv2d_MatchesNaiveFormula(long seed, long stride, long padding, long dilation)
     {
-        torch.manual_seed(seed);
         const int C = 2, O = 3, H = 7, W = 6, K = 3;
         using var conv = nn.Conv2d(C, O, K, stride: stride, padding: padding, dilation: dilation);
-        using var model = nn.Sequential(("conv", conv), ("flat", nn.Flatten()));
+        using var model = TestModels.Reinitialise(nn.Sequential(("conv", conv), ("flat", nn.Flatten())), seed);
         using var x = TestModels.Image(seed, 1, C, H, W);
         using var y = model.call(x);
         using var seedSignal = torch.rand(y.shape, generator: new Generator((ulong)seed + 10));
