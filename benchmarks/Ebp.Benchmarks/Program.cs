@@ -44,6 +44,15 @@ internal static class Sections
     private static IEnumerable<(string Model, string Saliency, string Contrast)> Models
         => AllModels.Where(m => ModelFilter is null || m.Model == ModelFilter);
 
+    /// <summary>A second instance with the same weights, for a session that runs beside one-off calls.</summary>
+    private static T Twin<T>(T model, Func<T> create) where T : nn.Module
+    {
+        var twin = create();
+        using (torch.no_grad())
+            foreach (var ((_, p), (_, q)) in twin.named_parameters().Zip(model.named_parameters())) p.copy_(q);
+        return twin;
+    }
+
     private static SaliencyOptions Options(SaliencyMethod m, string saliency, string contrast) => new()
     {
         Method = m, SaliencyLayer = saliency, ContrastLayer = m == SaliencyMethod.ContrastiveExcitationBackprop ? contrast : null,
@@ -64,11 +73,8 @@ internal static class Sections
         foreach (var (name, saliency, contrast) in Models)
         {
             using var model = ModelZoo.Create(name);
-            using var copyA = ModelZoo.Create(name);
-            using var copyB = ModelZoo.Create(name);
-            using (torch.no_grad())
-                foreach (var copy in new[] { copyA, copyB })
-                    foreach (var ((_, p), (_, q)) in copy.named_parameters().Zip(model.named_parameters())) p.copy_(q);
+            using var copyA = Twin(model, () => ModelZoo.Create(name));
+            using var copyB = Twin(model, () => ModelZoo.Create(name));
             double bound;
             using (var probe = torch.rand(1, 3, 224, 224))
             {
@@ -114,16 +120,12 @@ internal static class Sections
         Console.WriteLine();
         Console.WriteLine("| batch | forward ms | one-off call (blocked) ms (×fwd) | session per call (W⁺ materialised) ms (×fwd) | kept session ms (×fwd) | blocked ÷ materialised | blocked ÷ kept |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
-        using var head = nn.Sequential(
+        static nn.Module<Tensor, Tensor> Head() => nn.Sequential(
             ("0", nn.Linear(25088, 4096)), ("1", nn.ReLU()),
             ("2", nn.Linear(4096, 4096)), ("3", nn.ReLU()),
             ("4", nn.Linear(4096, 1000)));
-        using var copy = nn.Sequential(
-            ("0", nn.Linear(25088, 4096)), ("1", nn.ReLU()),
-            ("2", nn.Linear(4096, 4096)), ("3", nn.ReLU()),
-            ("4", nn.Linear(4096, 1000)));
-        using (torch.no_grad())
-            foreach (var ((_, p), (_, q)) in copy.named_parameters().Zip(head.named_parameters())) p.copy_(q);
+        using var head = Head();
+        using var copy = Twin(head, Head);
         var options = new SaliencyOptions { SaliencyLayer = "" };
         var explainer = new SaliencyExplainer(head);
         var target = SaliencyTarget.Class(1);
@@ -157,9 +159,7 @@ internal static class Sections
         foreach (var (name, saliency, contrast) in Models)
         {
             using var model = ModelZoo.Create(name);
-            using var copy = ModelZoo.Create(name);
-            using (torch.no_grad())
-                foreach (var ((_, p), (_, q)) in copy.named_parameters().Zip(model.named_parameters())) p.copy_(q);
+            using var copy = Twin(model, () => ModelZoo.Create(name));
             using var x = torch.rand(1, 3, 224, 224);
             var (total, above) = FlopCount.MacsAbove(model, x, saliency);
             double share = above / total;
