@@ -17,8 +17,8 @@ public sealed record CaseOutcome(string Name, Tensor? Map, bool HasExpected, boo
 public static class CaseRunner
 {
     /// <summary>Runs one case whose files live in <paramref name="folder"/>. Never throws for a case's own failure.</summary>
-    /// <param name="inSession">Run it through <see cref="SaliencyExplainer.OpenSession"/> (W⁺ kept for the session)
-    /// instead of a one-off <see cref="SaliencyExplainer.Explain"/> call (large linear layers evaluated block by block).</param>
+    /// <param name="inSession">Run it through <see cref="SaliencyExplainer.OpenSession"/> (rules and W⁺ kept for the
+    /// session) instead of a one-off <see cref="SaliencyExplainer.Explain"/> call.</param>
     public static CaseOutcome Run(ConformanceCase c, string folder, bool inSession = false)
     {
         if (c.SaliencyMethod is not { } method)

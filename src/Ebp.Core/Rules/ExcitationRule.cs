@@ -9,8 +9,8 @@ namespace Ebp.Rules;
 /// average pooling differ only in how <c>layer(x; W⁺)</c> is computed, which is the
 /// <see cref="PositiveForward"/> delegate; <c>layerᵀ</c> is taken by autograd through that same delegate,
 /// so strides, padding modes, groups and overlapping pooling windows need no code of their own.
-/// W⁺ is materialised once per scope (see <see cref="BlockedLinearRule"/> for the large linear layers of
-/// one-off calls, where it is not).
+/// W⁺ is materialised once per scope (see <see cref="BlockedLinearRule"/> for large linear layers in calls
+/// with few backward passes, where it is not).
 /// </summary>
 internal sealed class ExcitationRule : IExcitationRule
 {

@@ -274,11 +274,10 @@ internal sealed class RuleScope : IDisposable
     {
         lock (_rules)
         {
+            if (_rules.TryGetValue(module, out var rule)) return rule;
             // The contrastive classifier runs two backward passes (W⁺ and max(−W, 0)) per target.
             long passes = name == _config.ClassifierLayer ? 2L * _config.BackwardPasses : _config.BackwardPasses;
-            if (!_rules.TryGetValue(module, out var rule))
-                _rules[module] = rule = RuleOverride?.Invoke(module) ?? ExcitationComposite.CreateExcitationRule(module, _ownedWeights, passes);
-            return rule;
+            return _rules[module] = RuleOverride?.Invoke(module) ?? ExcitationComposite.CreateExcitationRule(module, _ownedWeights, passes);
         }
     }
 

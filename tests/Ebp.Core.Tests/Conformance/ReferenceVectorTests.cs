@@ -27,8 +27,9 @@ public sealed class ReferenceVectorTests
     }
 
     /// <summary>
-    /// The same cases through a session, which keeps W⁺ materialised instead of evaluating linear layers block
-    /// by block: both evaluation paths must meet the reference.
+    /// The same cases through a session (rules and W⁺ installed once, kept across calls): that path must meet
+    /// the reference too. The reference models' linear layers are small, so both paths clamp them whole; the
+    /// block-by-block evaluation is checked against the whole-W⁺ one in BlockedLinearRuleTests.
     /// </summary>
     [TestMethod]
     public void AllCases_InASession_PassTheirCriterion()
