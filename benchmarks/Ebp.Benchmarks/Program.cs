@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Ebp;
 using Ebp.Benchmarks;
 using Ebp.Models;
@@ -5,22 +6,25 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 // dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick] [--only baseline|linear|classes|memory|mlnet] [--model vgg16|resnet50]
-int runs = 5, warmup = 1, threads = 2;
-bool quick = false;
-string? only = null;
-for (int i = 0; i < args.Length; i++)
+var runsOption = new Option<int>("--runs") { Description = "Timed runs per figure (medians).", DefaultValueFactory = _ => 5 };
+var warmupOption = new Option<int>("--warmup") { Description = "Untimed warm-up runs.", DefaultValueFactory = _ => 1 };
+var threadsOption = new Option<int>("--threads") { Description = "Torch intra-op threads.", DefaultValueFactory = _ => 2 };
+var quickOption = new Option<bool>("--quick") { Description = "Fewer configurations." };
+var onlyOption = new Option<string?>("--only") { Description = "One section." };
+onlyOption.AcceptOnlyFromAmong("baseline", "linear", "classes", "memory", "mlnet");
+var modelOption = new Option<string?>("--model") { Description = "Only this model (to re-measure one on a quiet machine)." };
+modelOption.AcceptOnlyFromAmong("vgg16", "resnet50");
+var root = new RootCommand("Ebp benchmarks: EBP and c-EBP against their FLOP bound and baselines measured in the same run.")
 {
-    switch (args[i])
-    {
-        case "--runs": runs = int.Parse(args[++i]); break;
-        case "--warmup": warmup = int.Parse(args[++i]); break;
-        case "--threads": threads = int.Parse(args[++i]); break;
-        case "--quick": quick = true; break;
-        case "--only": only = args[++i]; break;
-        case "--model": Sections.ModelFilter = args[++i]; break;
-        default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
-    }
-}
+    runsOption, warmupOption, threadsOption, quickOption, onlyOption, modelOption,
+};
+var parsed = root.Parse(args);
+// Without an action of our own, the parse result has one only for --help or a parse error: print and stop.
+if (parsed.Action is not null) return parsed.Invoke();
+int runs = parsed.GetValue(runsOption), warmup = parsed.GetValue(warmupOption), threads = parsed.GetValue(threadsOption);
+bool quick = parsed.GetValue(quickOption);
+string? only = parsed.GetValue(onlyOption);
+Sections.ModelFilter = parsed.GetValue(modelOption);
 torch.set_num_threads(threads);
 torch.manual_seed(0);
 Console.WriteLine($"# Ebp benchmark — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");

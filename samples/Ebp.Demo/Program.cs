@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Ebp;
@@ -20,29 +21,23 @@ using static TorchSharp.torch;
 // 4. Plays the pointing game on a few hundred scenes and prints the table.
 var inv = CultureInfo.InvariantCulture;
 var total = Stopwatch.StartNew();
-string outDir = Path.Combine("out", "demo");
-string modelPath = Path.Combine(AppContext.BaseDirectory, "models", "cluttered-mnist-vgg.json");
-string? mnistDir = null;
-int figures = 6, pointingScenes = 300, threads = 2;
-for (int i = 0; i < args.Length; i++)
+var outOption = new Option<string>("--out") { Description = "Folder for the figures.", DefaultValueFactory = _ => Path.Combine("out", "demo") };
+var modelOption = new Option<string>("--model") { Description = "Model card JSON.", DefaultValueFactory = _ => Path.Combine(AppContext.BaseDirectory, "models", "cluttered-mnist-vgg.json") };
+var mnistOption = new Option<string?>("--mnist") { Description = "Folder with the MNIST IDX files (default: the cache of scripts/fetch-mnist.sh, else the committed subset)." };
+var figuresOption = new Option<int>("--figures") { Description = "Scenes to draw as figures.", DefaultValueFactory = _ => 6 };
+var scenesOption = new Option<int>("--scenes") { Description = "Scenes for the pointing game.", DefaultValueFactory = _ => 300 };
+var threadsOption = new Option<int>("--threads") { Description = "Torch intra-op threads.", DefaultValueFactory = _ => 2 };
+var root = new RootCommand("Ebp demo: explains cluttered-MNIST test scenes with EBP and contrastive EBP, writes figures, prints the pointing game.")
 {
-    string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-    switch (args[i])
-    {
-        case "--out": outDir = Next(); break;
-        case "--model": modelPath = Next(); break;
-        case "--mnist": mnistDir = Next(); break;
-        case "--figures": figures = int.Parse(Next(), inv); break;
-        case "--scenes": pointingScenes = int.Parse(Next(), inv); break;
-        case "--threads": threads = int.Parse(Next(), inv); break;
-        case "-h" or "--help":
-            Console.WriteLine("scripts/demo.sh [--out out/demo] [--figures 6] [--scenes 300] [--model CARD.json] [--mnist DIR] [--threads 2]");
-            return 0;
-        default:
-            Console.Error.WriteLine($"Unknown argument '{args[i]}' (try --help).");
-            return 2;
-    }
-}
+    outOption, modelOption, mnistOption, figuresOption, scenesOption, threadsOption,
+};
+var parsed = root.Parse(args);
+// Without an action of our own, the parse result has one only for --help or a parse error: print and stop.
+if (parsed.Action is not null) return parsed.Invoke();
+string outDir = parsed.GetValue(outOption)!;
+string modelPath = parsed.GetValue(modelOption)!;
+string? mnistDir = parsed.GetValue(mnistOption);
+int figures = parsed.GetValue(figuresOption), pointingScenes = parsed.GetValue(scenesOption), threads = parsed.GetValue(threadsOption);
 torch.set_num_threads(threads);
 
 // --- 1. The model: architecture from the card's JSON spec, weights loaded strictly. -----------------------------

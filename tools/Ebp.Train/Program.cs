@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -18,37 +19,31 @@ using static TorchSharp.torch;
 // --bench N (time N steps and exit, nothing written). About 15 minutes on an idle 2-core machine; needs the full MNIST
 // cache (scripts/fetch-mnist.sh). Same options, machine and thread count → byte-identical weights.
 var culture = CultureInfo.InvariantCulture;
-string outPath = "models/cluttered-mnist-vgg.safetensors";
-int steps = 2500, batch = 64, threads = 2, testScenes = 2000, bench = 0, logEvery = 100;
-double lr = 0.002;
-long seed = 1;
-ulong sceneSeed = 1;
-string? mnistDir = null;
-for (int i = 0; i < args.Length; i++)
+var outOption = new Option<string>("--out") { Description = "Weights file to write (the model card goes beside it as .json).", DefaultValueFactory = _ => "models/cluttered-mnist-vgg.safetensors" };
+var stepsOption = new Option<int>("--steps") { Description = "Training steps.", DefaultValueFactory = _ => 2500 };
+var batchOption = new Option<int>("--batch") { Description = "Scenes per step.", DefaultValueFactory = _ => 64 };
+var lrOption = new Option<double>("--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 0.002 };
+var seedOption = new Option<long>("--seed") { Description = "Torch seed (initial weights).", DefaultValueFactory = _ => 1 };
+var sceneSeedOption = new Option<ulong>("--scene-seed") { Description = "Seed of the training scenes.", DefaultValueFactory = _ => 1 };
+var testScenesOption = new Option<int>("--test-scenes") { Description = "Test scenes for the mAP of the card.", DefaultValueFactory = _ => 2000 };
+var threadsOption = new Option<int>("--threads") { Description = "Torch intra-op threads.", DefaultValueFactory = _ => 2 };
+var mnistOption = new Option<string?>("--mnist") { Description = "Folder with the MNIST IDX files (default: the cache of scripts/fetch-mnist.sh)." };
+var benchOption = new Option<int>("--bench") { Description = "Time N steps and exit; nothing is written.", DefaultValueFactory = _ => 0 };
+var logEveryOption = new Option<int>("--log-every") { Description = "Steps between loss lines.", DefaultValueFactory = _ => 100 };
+var root = new RootCommand("Trains the cluttered-MNIST VGG classifier of models/ with TorchSharp (seeded, reproducible).")
 {
-    string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-    switch (args[i])
-    {
-        case "--out": outPath = Next(); break;
-        case "--steps": steps = int.Parse(Next(), culture); break;
-        case "--batch": batch = int.Parse(Next(), culture); break;
-        case "--lr": lr = double.Parse(Next(), culture); break;
-        case "--seed": seed = long.Parse(Next(), culture); break;
-        case "--scene-seed": sceneSeed = ulong.Parse(Next(), culture); break;
-        case "--test-scenes": testScenes = int.Parse(Next(), culture); break;
-        case "--threads": threads = int.Parse(Next(), culture); break;
-        case "--mnist": mnistDir = Next(); break;
-        case "--bench": bench = int.Parse(Next(), culture); break;
-        case "--log-every": logEvery = int.Parse(Next(), culture); break;
-        case "-h" or "--help":
-            Console.WriteLine("dotnet run -c Release --project tools/Ebp.Train -- [--out models/cluttered-mnist-vgg.safetensors] " +
-                              "[--steps 2500] [--batch 64] [--lr 0.002] [--seed 1] [--scene-seed 1] [--test-scenes 2000] [--threads 2] [--mnist DIR] [--log-every 100] [--bench N]");
-            return 0;
-        default:
-            Console.Error.WriteLine($"Unknown argument '{args[i]}' (try --help).");
-            return 2;
-    }
-}
+    outOption, stepsOption, batchOption, lrOption, seedOption, sceneSeedOption, testScenesOption, threadsOption, mnistOption, benchOption, logEveryOption,
+};
+var parsed = root.Parse(args);
+// Without an action of our own, the parse result has one only for --help or a parse error: print and stop.
+if (parsed.Action is not null) return parsed.Invoke();
+string outPath = parsed.GetValue(outOption)!;
+int steps = parsed.GetValue(stepsOption), batch = parsed.GetValue(batchOption), threads = parsed.GetValue(threadsOption);
+int testScenes = parsed.GetValue(testScenesOption), bench = parsed.GetValue(benchOption), logEvery = parsed.GetValue(logEveryOption);
+double lr = parsed.GetValue(lrOption);
+long seed = parsed.GetValue(seedOption);
+ulong sceneSeed = parsed.GetValue(sceneSeedOption);
+string? mnistDir = parsed.GetValue(mnistOption);
 
 torch.set_num_threads(threads);
 torch.manual_seed(seed);
