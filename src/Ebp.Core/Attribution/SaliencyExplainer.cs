@@ -220,8 +220,7 @@ public sealed class SaliencyExplainer
                 signal = Grad(rules, output, saliencyPoint, seed, retain: !last);
             }
 
-            var map = signal.sum(1, keepdim: true);
-            if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop) map = map.clamp_min(Scalars.Zero);
+            var map = (options.Reduction ?? MapReduction.DefaultFor(options.Method)).Reduce(signal);
             map = PostProcess(map, options, input);
             if (!map.isfinite().all().item<bool>())
                 throw new InvalidOperationException(
@@ -293,6 +292,9 @@ public sealed class SaliencyExplainer
 
     private ScopeConfig Validate(SaliencyOptions options, IReadOnlyList<(string Name, nn.Module Module)> modules)
     {
+        if (!Enum.IsDefined(options.Method))
+            throw new ArgumentOutOfRangeException(nameof(options.Method), options.Method,
+                $"Unknown SaliencyMethod {(int)options.Method}; use one of {string.Join(", ", Enum.GetNames<SaliencyMethod>())}.");
         var names = modules.ToDictionary(m => m.Name, m => m.Module);
         void RequireLayer(string? name, string what)
         {
@@ -328,11 +330,15 @@ public sealed class SaliencyExplainer
             throw new ArgumentException("ContrastLayer and ClassifierLayer apply only to SaliencyMethod.ContrastiveExcitationBackprop.");
         }
 
-        if (options.SmoothingSigma is { } s && (double.IsNaN(s) || s < 0))
-            throw new ArgumentOutOfRangeException(nameof(options.SmoothingSigma), s, "Smoothing sigma must be a non-negative fraction of the map size.");
+        if (options.SmoothingSigma is { } s && (!double.IsFinite(s) || s < 0 || s > MapPostProcessing.MaxSigmaFraction))
+            throw new ArgumentOutOfRangeException(nameof(options.SmoothingSigma), s,
+                $"SmoothingSigma must be a finite fraction of the map's larger side in [0, {MapPostProcessing.MaxSigmaFraction}] (e.g. 0.02), or null for none.");
+        if (options.ResizeMode is not (ResizeMode.Bilinear or ResizeMode.Nearest))
+            throw new ArgumentOutOfRangeException(nameof(options.ResizeMode), options.ResizeMode,
+                $"Unknown ResizeMode {(int)options.ResizeMode}; use ResizeMode.Bilinear or ResizeMode.Nearest.");
 
         return new ScopeConfig(
-            UseRules: options.Method != SaliencyMethod.Gradient,
+            UseRules: options.Method is SaliencyMethod.ExcitationBackprop or SaliencyMethod.ContrastiveExcitationBackprop,
             SaliencyLayer: options.SaliencyLayer,
             ContrastLayer: contrast,
             ClassifierLayer: classifier,
