@@ -107,6 +107,7 @@ public sealed class SaliencyExplainer
         try
         {
             var rules = new RuleScope(Model, config);
+            ScopeCreated?.Invoke(rules);
             gate.SessionThread = Environment.CurrentManagedThreadId;
             return new SaliencySession(this, rules, config, options, () =>
             {
