@@ -311,6 +311,7 @@ public sealed class SaliencyExplainer
         if (options.SaliencyLayer is null) throw new ArgumentNullException(nameof(options.SaliencyLayer), "SaliencyLayer is \"\" for the input, or a module name.");
         if (options.SaliencyLayer.Length > 0) RequireLayer(options.SaliencyLayer, "saliency layer");
         foreach (var n in options.PlainGradientLayers) RequireLayer(n, "plain-gradient layer");
+        if (options.Composite is { } composite) foreach (var n in composite.NamedLayers) RequireLayer(n, "composite layer");
 
         string? contrast = null, classifier = null;
         if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop)
@@ -345,7 +346,10 @@ public sealed class SaliencyExplainer
             ClassifierLayer: classifier,
             CollectSignals: options.CollectSignals,
             PlainGradientLayers: options.PlainGradientLayers.ToHashSet(),
-            PlainGradientForUnsupportedLayers: options.PlainGradientForUnsupportedLayers);
+            PlainGradientForUnsupportedLayers: options.PlainGradientForUnsupportedLayers)
+        {
+            Composite = options.Composite ?? Composite.ExcitationBackprop,
+        };
     }
 
     private void ValidateInput(Tensor input)

@@ -46,6 +46,13 @@ public sealed record SaliencyOptions
     /// </summary>
     public double? SmoothingSigma { get; init; }
 
+    /// <summary>
+    /// Which rule goes on which module (EBP and contrastive EBP): null (default) is
+    /// <see cref="Composites.Composite.ExcitationBackprop"/>. Add rules for your own layer types or names with
+    /// <c>Composite.ExcitationBackprop.WithRule&lt;MyLayer&gt;(LayerRule.PassThrough)</c> (docs/EXTENDING.md).
+    /// </summary>
+    public Composites.Composite? Composite { get; init; }
+
     /// <summary>Also return the signal at the output of every module above the saliency layer. Default false.</summary>
     public bool CollectSignals { get; init; }
 

@@ -16,6 +16,9 @@ internal sealed record ScopeConfig(
     IReadOnlySet<string> PlainGradientLayers,
     bool PlainGradientForUnsupportedLayers)
 {
+    /// <summary>Which rule goes on which module; Excitation Backprop's own by default.</summary>
+    public Composite Composite { get; init; } = Composite.ExcitationBackprop;
+
     /// <summary>
     /// How many backward passes each layer above the saliency layer sees in this scope: the number of targets
     /// of a call, or <see cref="int.MaxValue"/> for a session. The contrastive classifier sees twice as many.
@@ -102,7 +105,13 @@ internal sealed class RuleScope : IDisposable
 
     private void InstallHook(string name, nn.Module module)
     {
-        var kind = _config.UseRules ? ExcitationComposite.Classify(module) : LayerKind.Gradient;
+        var kind = _config.UseRules ? _config.Composite.RuleFor(name, module).Kind : LayerKind.Gradient;
+        bool twoInputs = module is nn.Module<Tensor, Tensor, Tensor>;
+        if ((kind == LayerKind.ProportionalSum && !twoInputs) || (kind is LayerKind.Excitation or LayerKind.PassThrough && twoInputs)
+            || (kind is LayerKind.Excitation or LayerKind.PassThrough or LayerKind.ProportionalSum && !twoInputs && module is not nn.Module<Tensor, Tensor>))
+            throw new ArgumentException(
+                $"The composite gives layer '{name}' ({module.GetType().Name}) the {_config.Composite.RuleFor(name, module).Name} rule, " +
+                "which needs " + (kind == LayerKind.ProportionalSum ? "a module of two tensors (a sum)." : "a module of one tensor."));
         if (kind == LayerKind.Unsupported && AllowsPlainGradient(name)) kind = LayerKind.Gradient;
 
         switch (module)
