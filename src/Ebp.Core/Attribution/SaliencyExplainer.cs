@@ -172,7 +172,7 @@ public sealed class SaliencyExplainer
             catch (Exception ex) when (ex is not UnsupportedLayerException and not EbpRuleException)
             {
                 throw new ArgumentException(
-                    $"The input of shape [{string.Join(", ", input.shape)}] does not fit the model: {ex.Message}", nameof(input), ex);
+                    $"The input of shape [{string.Join(", ", input.shape)}] does not fit the model: {WithoutNativeBacktrace(ex.Message)}", nameof(input), ex);
             }
         }
 
@@ -283,6 +283,17 @@ public sealed class SaliencyExplainer
         if (rules.ClassifierCallIndex <= rules.ContrastCallIndex)
             throw new ArgumentException(
                 $"The classifier layer '{config.ClassifierLayer}' must lie above the contrast layer '{config.ContrastLayer}' (closer to the output).");
+    }
+
+    /// <summary>
+    /// libtorch appends its C++ backtrace ("Exception raised from … frame #0: …") to the message; the caller gets
+    /// the first part, the whole text stays in the inner exception.
+    /// </summary>
+    internal static string WithoutNativeBacktrace(string message)
+    {
+        int cut = message.IndexOf("Exception raised from", StringComparison.Ordinal);
+        if (cut < 0) cut = message.IndexOf("\nframe #", StringComparison.Ordinal);
+        return (cut < 0 ? message : message[..cut]).TrimEnd();
     }
 
     private static void DisposeAll(Dictionary<string, Tensor>? tensors)

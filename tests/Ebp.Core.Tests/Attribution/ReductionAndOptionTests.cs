@@ -85,3 +85,19 @@ public sealed class ReductionAndOptionTests
         Assert.IsTrue(model.parameters().All(p => p.requires_grad));
     }
 }
+
+[TestClass]
+public sealed class NativeErrorMessageTests
+{
+    [TestMethod]
+    public void NativeForwardError_ReachesTheCallerWithoutTheLibtorchBacktrace()
+    {
+        using var model = TestModels.BiasFreeCnn(86);
+        using var x = TestModels.Image(87, 1, 3, 1, 1); // MaxPool2d(2) on a 1×1 map fails inside libtorch
+        var ex = Assert.Throws<ArgumentException>(() => new SaliencyExplainer(model).Explain(x, SaliencyTarget.Class(0)));
+        StringAssert.Contains(ex.Message, "does not fit the model");
+        Assert.IsFalse(ex.Message.Contains("frame #") || ex.Message.Contains("Exception raised from"), ex.Message);
+        Assert.IsNotNull(ex.InnerException);
+        Assert.AreEqual(0, TestModels.HookCount(model));
+    }
+}
