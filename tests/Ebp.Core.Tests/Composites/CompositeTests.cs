@@ -103,4 +103,20 @@ public sealed class CompositeTests
         StringAssert.Contains(e2.Message, "features.99");
         Assert.AreEqual(0, TestModels.HookCount(model));
     }
+
+    [TestMethod]
+    public void LayersGivenByReference_GiveTheSameMapAsByName()
+    {
+        using var model = TestModels.CnnWithBn(74);
+        using var x = TestModels.Image(75, 1, 3, 12, 12);
+        var conv = model.named_modules().Single(n => n.name == "4").module;
+        Assert.AreEqual("4", ModelInspection.NameOf(model, conv));
+        var explainer = new SaliencyExplainer(model);
+        using var byName = explainer.Explain(x, SaliencyTarget.Class(0), new SaliencyOptions { SaliencyLayer = "4" });
+        using var byRef = explainer.Explain(x, SaliencyTarget.Class(0), new SaliencyOptions { SaliencyLayer = ModelInspection.NameOf(model, conv) });
+        Assert.IsTrue(TestModels.Same(byName.Map, byRef.Map));
+        using var stranger = nn.Conv2d(1, 1, 1);
+        var ex = Assert.Throws<ArgumentException>(() => ModelInspection.NameOf(model, stranger));
+        StringAssert.Contains(ex.Message, "not a submodule");
+    }
 }
