@@ -24,7 +24,8 @@ public sealed class UnsupportedLayerException : NotSupportedException
     public UnsupportedLayerException(string layerName, string layerType)
         : base($"Layer '{layerName}' ({layerType}) lies between the saliency layer and the output but has no Excitation " +
                "Backprop rule (rules exist for Conv1d/2d/3d, Linear, AvgPool, AdaptiveAvgPool, BatchNorm and ResidualSum). " +
-               $"Choose a saliency layer above it, or let its ordinary gradient pass with " +
+               "Choose a saliency layer above it, give it a rule with SaliencyOptions.Composite " +
+               $"(e.g. Composite.ExcitationBackprop.WithRule(\"{layerName}\", LayerRule.PassThrough), docs/EXTENDING.md), or let its ordinary gradient pass with " +
                $"SaliencyOptions.PlainGradientLayers = [\"{layerName}\"] (or PlainGradientForUnsupportedLayers = true).")
     {
         LayerName = layerName;

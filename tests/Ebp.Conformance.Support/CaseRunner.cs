@@ -52,6 +52,7 @@ public static class CaseRunner
                 ClassifierLayer = method == Ebp.SaliencyMethod.ContrastiveExcitationBackprop ? c.ClassifierLayer : null,
                 Resize = c.Resize,
                 ResizeMode = c.ResizeMode,
+                SmoothingSigma = c.Smooth,
             };
             var explainer = new SaliencyExplainer(model);
             SaliencyResult Compute()

@@ -16,6 +16,9 @@ public sealed record ConformanceCase(
     double RtolOfMax,
     long[]? ExpectedShape)
 {
+    /// <summary>Smoothing sigma as a fraction of the (resized) map's larger side (field <c>smooth</c>, README 5.1), or null.</summary>
+    public double? Smooth { get; init; }
+
     /// <summary>Reads every case of <paramref name="casesJson"/>. Throws with the case name on a malformed entry.</summary>
     public static IReadOnlyList<ConformanceCase> Load(string casesJson)
     {
@@ -63,7 +66,10 @@ public sealed record ConformanceCase(
             OptString("saliency_layer") ?? "",
             OptString("contrast_layer"),
             OptString("classifier_layer"),
-            resize, mode, rtol, expectedShape);
+            resize, mode, rtol, expectedShape)
+        {
+            Smooth = c.TryGetProperty("smooth", out var sm) && sm.ValueKind == JsonValueKind.Number ? sm.GetDouble() : null,
+        };
     }
 
     /// <summary>The Ebp method for this case's <c>method</c> string, or null when Ebp does not know it.</summary>
@@ -71,7 +77,8 @@ public sealed record ConformanceCase(
     {
         "excitation_backprop" => Ebp.SaliencyMethod.ExcitationBackprop,
         "contrastive_excitation_backprop" => Ebp.SaliencyMethod.ContrastiveExcitationBackprop,
-        "gradient_sum" => Ebp.SaliencyMethod.Gradient,
+        "gradient_sum" => Ebp.SaliencyMethod.GradientSum,
+        "gradient" => Ebp.SaliencyMethod.Gradient,
         _ => null,
     };
 }

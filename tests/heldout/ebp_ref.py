@@ -453,8 +453,23 @@ def auto_classifier(P):
     return P.classifier_candidates[-1]
 
 
+def smooth_matrix(n, sigma, dtype):
+    """README 5.1 as an explicit [n, n] matrix: taps exp(-(k/(sqrt2*sigma+eps))^2), k = -w..w,
+    w = ceil(4 sigma), normalised; replicate borders fold the taps that fall outside onto the edge rows."""
+    w = int(math.ceil(4 * sigma))
+    eps = 1.1920929e-07
+    taps = [math.exp(-(k / (math.sqrt(2.0) * sigma + eps)) ** 2) for k in range(-w, w + 1)]
+    total = sum(taps)
+    S = torch.zeros(n, n, dtype=dtype)
+    for d in range(n):
+        for k in range(-w, w + 1):
+            src = min(max(d + k, 0), n - 1)
+            S[d, src] += taps[k + w] / total
+    return S
+
+
 def compute_map(P, params, x, method, saliency_layer, seed_signal, contrast_layer=None,
-                classifier_layer=None, resize=False, resize_mode="bilinear", return_raw=False):
+                classifier_layer=None, resize=False, resize_mode="bilinear", return_raw=False, smooth=None):
     """params: dict name -> tensor (dtype of computation); x: input; seed_signal: [B, K]."""
     acts, aux = forward(P, params, x)
     read = layer_tid(P, saliency_layer)
@@ -465,6 +480,10 @@ def compute_map(P, params, x, method, saliency_layer, seed_signal, contrast_laye
     elif method == "gradient_sum":
         G = backward(P, acts, aux, params, seed_signal, "grad", read)
         raw = G.sum(1, keepdim=True)
+        m = raw
+    elif method == "gradient":
+        G = backward(P, acts, aux, params, seed_signal, "grad", read)
+        raw = G.abs().amax(1, keepdim=True)
         m = raw
     elif method == "contrastive_excitation_backprop":
         ct = layer_tid(P, contrast_layer)
@@ -485,6 +504,11 @@ def compute_map(P, params, x, method, saliency_layer, seed_signal, contrast_laye
         Rh = resize_matrix(h, H, resize_mode, m.dtype)
         Rw = resize_matrix(w, W, resize_mode, m.dtype)
         m = apply_axes(m, [Rh, Rw])
+    if smooth is not None and smooth > 0:
+        assert m.dim() == 4, "smoothing only for 2-D maps"
+        h, w = m.shape[2:]
+        sigma = smooth * max(h, w)
+        m = apply_axes(m, [smooth_matrix(h, sigma, m.dtype), smooth_matrix(w, sigma, m.dtype)])
     if return_raw:
         return m, raw, acts
     return m

@@ -58,7 +58,8 @@ def to_dtype(params, dtype):
 def run(P, params, x, case, sd, dtype=torch.float64, return_raw=False):
     return R.compute_map(P, to_dtype(params, dtype), x.to(dtype), case["method"], case["saliency_layer"],
                          sd.to(dtype), case.get("contrast_layer"), case.get("classifier_layer"),
-                         case.get("resize", False), case.get("resize_mode", "bilinear"), return_raw=return_raw)
+                         case.get("resize", False), case.get("resize_mode", "bilinear"), return_raw=return_raw,
+                         smooth=case.get("smooth"))
 
 
 # --------------------------------------------------------------------------
@@ -196,7 +197,7 @@ def acceptable(case, d, m64):
     if d.get("residual_min_abs_sum", 1.0) == 0.0:
         return False, "a residual sum is exactly 0"
     inside_block = case["model"]["kind"] == "resnet" and case["saliency_layer"].count(".") >= 2
-    if (case["method"] == "excitation_backprop" and "raw_map_sum_per_item" in d
+    if (case["method"] == "excitation_backprop" and "raw_map_sum_per_item" in d and not case.get("smooth")
             and case.get("target_gradient_classes") is None and not inside_block):
         # the rules conserve the signal across a cut of the graph (not inside a residual branch)
         if any(abs(s - 1) > 0.1 for s in d["raw_map_sum_per_item"]):
@@ -266,12 +267,12 @@ SEQ_MLP = {"kind": "sequential", "layers": [
     {"type": "relu"},
     {"type": "linear", "in": 16, "out": 5, "bias": True}]}
 
-EBP, CEBP, GS = "excitation_backprop", "contrastive_excitation_backprop", "gradient_sum"
+EBP, CEBP, GS, GRAD = "excitation_backprop", "contrastive_excitation_backprop", "gradient_sum", "gradient"
 
 
 def C(name, model, method, layer, shape, seed, contrast=None, classifier=None, resize=False, mode="bilinear",
-      tg=None, note=None, target=None):
-    return dict(name=name, model=model, method=method, saliency_layer=layer, contrast_layer=contrast,
+      tg=None, note=None, target=None, smooth=None):
+    return dict(smooth=smooth, name=name, model=model, method=method, saliency_layer=layer, contrast_layer=contrast,
                 classifier_layer=classifier, resize=resize, resize_mode=mode, input_shape=shape, seed=seed,
                 target_gradient_classes=tg, note=note, target=target)
 
@@ -340,6 +341,23 @@ CASES = [
     C("seq_conv2d_mixed_ebp_relu_resize_wh_b2", SEQ_2D, EBP, "2", [2, 3, 38, 46], 2203, resize=[40, 30]),
     C("seq_mlp_cebp_relu_contrast_5_auto", SEQ_MLP, CEBP, "1", [1, 2, 16, 14], 2204, contrast="5"),
     C("seq_conv1d_gradient_sum_avgpool_b2", SEQ_1D, GS, "2", [2, 3, 61], 2205),
+    # ---- TorchRay's gradient (max over channels of |G|, README 4.4) --------
+    C("vgg_gradient_input_odd_b2", vgg(CFG_A, False, (3, 3), 40, 9), GRAD, "", [2, 3, 37, 45], 2301),
+    C("vgg_bn_gradient_maxpool_resize_true", vgg(CFG_C, True, (2, 2), 32, 10), GRAD, "features.10", [1, 3, 40, 56],
+      2302, resize=True),
+    C("resnet_basic_w4_gradient_input_target_gradient", resnet("basic", [1, 1, 1, 1], 4, 7, 3), GRAD, "",
+      [1, 3, 33, 47], 2303, tg=3),
+    C("seq_conv2d_mixed_gradient_input_b2", SEQ_2D, GRAD, "", [2, 3, 38, 46], 2304),
+    # ---- smoothing (README 5.1) -------------------------------------------
+    C("vgg_bn_ebp_resize_true_smooth005_b2", vgg(CFG_C, True, (3, 3), 32, 12), EBP, "features.7", [2, 3, 56, 40], 2401,
+      resize=True, smooth=0.05),
+    C("vgg_ebp_conv_native_smooth02_wider_than_map", vgg(CFG_A, False, (2, 2), 32, 8), EBP, "features.3",
+      [1, 3, 24, 18], 2402, smooth=0.2),
+    C("vgg_cebp_resize_wh_smooth001", vgg(CFG_A, False, (3, 2), 32, 9), CEBP, "features.3", [1, 3, 44, 38], 2403,
+      contrast="avgpool", resize=[33, 21], smooth=0.01),
+    C("vgg_gradient_input_smooth003", vgg(CFG_A, False, (3, 3), 40, 9), GRAD, "", [1, 3, 48, 40], 2404, smooth=0.03),
+    C("resnet_basic_w4_ebp_layer1_resize_nearest_smooth01", resnet("basic", [1, 1, 1, 1], 4, 10, 3), EBP, "layer1",
+      [1, 3, 40, 48], 2405, resize=[31, 27], mode="nearest", smooth=0.1, note=NEAREST_NOTE),
 ]
 
 
@@ -389,6 +407,8 @@ def generate(out_dir):
         e["classifier_layer"] = spec["classifier_layer"]
         e["resize"] = spec["resize"]
         e["resize_mode"] = spec["resize_mode"]
+        if spec.get("smooth"):
+            e["smooth"] = spec["smooth"]
         e["tolerance"] = {"rtol_of_max": TOL}
         e["input_shape"] = list(x.shape)
         e["expected_shape"] = list(m64.shape)

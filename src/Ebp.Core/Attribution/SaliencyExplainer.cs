@@ -107,6 +107,7 @@ public sealed class SaliencyExplainer
         try
         {
             var rules = new RuleScope(Model, config);
+            ScopeCreated?.Invoke(rules);
             gate.SessionThread = Environment.CurrentManagedThreadId;
             return new SaliencySession(this, rules, config, options, () =>
             {
@@ -171,7 +172,7 @@ public sealed class SaliencyExplainer
             catch (Exception ex) when (ex is not UnsupportedLayerException and not EbpRuleException)
             {
                 throw new ArgumentException(
-                    $"The input of shape [{string.Join(", ", input.shape)}] does not fit the model: {ex.Message}", nameof(input), ex);
+                    $"The input of shape [{string.Join(", ", input.shape)}] does not fit the model: {WithoutNativeBacktrace(ex.Message)}", nameof(input), ex);
             }
         }
 
@@ -220,8 +221,7 @@ public sealed class SaliencyExplainer
                 signal = Grad(rules, output, saliencyPoint, seed, retain: !last);
             }
 
-            var map = signal.sum(1, keepdim: true);
-            if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop) map = map.clamp_min(Scalars.Zero);
+            var map = (options.Reduction ?? MapReduction.DefaultFor(options.Method)).Reduce(signal);
             map = PostProcess(map, options, input);
             if (!map.isfinite().all().item<bool>())
                 throw new InvalidOperationException(
@@ -285,6 +285,17 @@ public sealed class SaliencyExplainer
                 $"The classifier layer '{config.ClassifierLayer}' must lie above the contrast layer '{config.ContrastLayer}' (closer to the output).");
     }
 
+    /// <summary>
+    /// libtorch appends its C++ backtrace ("Exception raised from … frame #0: …") to the message; the caller gets
+    /// the first part, the whole text stays in the inner exception.
+    /// </summary>
+    internal static string WithoutNativeBacktrace(string message)
+    {
+        int cut = message.IndexOf("Exception raised from", StringComparison.Ordinal);
+        if (cut < 0) cut = message.IndexOf("\nframe #", StringComparison.Ordinal);
+        return (cut < 0 ? message : message[..cut]).TrimEnd();
+    }
+
     private static void DisposeAll(Dictionary<string, Tensor>? tensors)
     {
         if (tensors is null) return;
@@ -293,6 +304,9 @@ public sealed class SaliencyExplainer
 
     private ScopeConfig Validate(SaliencyOptions options, IReadOnlyList<(string Name, nn.Module Module)> modules)
     {
+        if (!Enum.IsDefined(options.Method))
+            throw new ArgumentOutOfRangeException(nameof(options.Method), options.Method,
+                $"Unknown SaliencyMethod {(int)options.Method}; use one of {string.Join(", ", Enum.GetNames<SaliencyMethod>())}.");
         var names = modules.ToDictionary(m => m.Name, m => m.Module);
         void RequireLayer(string? name, string what)
         {
@@ -308,6 +322,7 @@ public sealed class SaliencyExplainer
         if (options.SaliencyLayer is null) throw new ArgumentNullException(nameof(options.SaliencyLayer), "SaliencyLayer is \"\" for the input, or a module name.");
         if (options.SaliencyLayer.Length > 0) RequireLayer(options.SaliencyLayer, "saliency layer");
         foreach (var n in options.PlainGradientLayers) RequireLayer(n, "plain-gradient layer");
+        if (options.Composite is { } composite) foreach (var n in composite.NamedLayers) RequireLayer(n, "composite layer");
 
         string? contrast = null, classifier = null;
         if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop)
@@ -328,17 +343,24 @@ public sealed class SaliencyExplainer
             throw new ArgumentException("ContrastLayer and ClassifierLayer apply only to SaliencyMethod.ContrastiveExcitationBackprop.");
         }
 
-        if (options.SmoothingSigma is { } s && (double.IsNaN(s) || s < 0))
-            throw new ArgumentOutOfRangeException(nameof(options.SmoothingSigma), s, "Smoothing sigma must be a non-negative fraction of the map size.");
+        if (options.SmoothingSigma is { } s && (!double.IsFinite(s) || s < 0 || s > MapPostProcessing.MaxSigmaFraction))
+            throw new ArgumentOutOfRangeException(nameof(options.SmoothingSigma), s,
+                $"SmoothingSigma must be a finite fraction of the map's larger side in [0, {MapPostProcessing.MaxSigmaFraction}] (e.g. 0.02), or null for none.");
+        if (options.ResizeMode is not (ResizeMode.Bilinear or ResizeMode.Nearest))
+            throw new ArgumentOutOfRangeException(nameof(options.ResizeMode), options.ResizeMode,
+                $"Unknown ResizeMode {(int)options.ResizeMode}; use ResizeMode.Bilinear or ResizeMode.Nearest.");
 
         return new ScopeConfig(
-            UseRules: options.Method != SaliencyMethod.Gradient,
+            UseRules: options.Method is SaliencyMethod.ExcitationBackprop or SaliencyMethod.ContrastiveExcitationBackprop,
             SaliencyLayer: options.SaliencyLayer,
             ContrastLayer: contrast,
             ClassifierLayer: classifier,
             CollectSignals: options.CollectSignals,
             PlainGradientLayers: options.PlainGradientLayers.ToHashSet(),
-            PlainGradientForUnsupportedLayers: options.PlainGradientForUnsupportedLayers);
+            PlainGradientForUnsupportedLayers: options.PlainGradientForUnsupportedLayers)
+        {
+            Composite = options.Composite ?? Composite.ExcitationBackprop,
+        };
     }
 
     private void ValidateInput(Tensor input)

@@ -34,10 +34,24 @@ public sealed record SaliencyOptions
     public ResizeMode ResizeMode { get; init; } = ResizeMode.Bilinear;
 
     /// <summary>
-    /// Gaussian smoothing of the final map, sigma as a fraction of the map's larger side (e.g. 0.02).
-    /// Null or 0 (default): none. Applied after resizing.
+    /// How the signal at the saliency layer becomes a map. Null (default): the method's own
+    /// (<see cref="MapReduction.DefaultFor"/>: channel sum, clamped channel sum for contrastive EBP, max |G| for
+    /// <see cref="SaliencyMethod.Gradient"/>).
+    /// </summary>
+    public MapReduction? Reduction { get; init; }
+
+    /// <summary>
+    /// Gaussian smoothing of the final map as TorchRay's <c>imsmooth</c>: sigma as a fraction of the map's larger side
+    /// (e.g. 0.02), taps to ±ceil(4σ), replicated borders. Null or 0 (default): none. Applied after resizing.
     /// </summary>
     public double? SmoothingSigma { get; init; }
+
+    /// <summary>
+    /// Which rule goes on which module (EBP and contrastive EBP): null (default) is
+    /// <see cref="Composites.Composite.ExcitationBackprop"/>. Add rules for your own layer types or names with
+    /// <c>Composite.ExcitationBackprop.WithRule&lt;MyLayer&gt;(LayerRule.PassThrough)</c> (docs/EXTENDING.md).
+    /// </summary>
+    public Composites.Composite? Composite { get; init; }
 
     /// <summary>Also return the signal at the output of every module above the saliency layer. Default false.</summary>
     public bool CollectSignals { get; init; }

@@ -30,6 +30,22 @@ public static class ModelInspection
     }
 
     /// <summary>
+    /// The state_dict-style name of <paramref name="module"/> inside <paramref name="model"/>, so that a layer can be
+    /// given by reference: <c>SaliencyLayer = ModelInspection.NameOf(model, myConv)</c>, or in a composite
+    /// <c>WithRule(ModelInspection.NameOf(model, myNorm), LayerRule.PassThrough)</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The module is not a submodule of the model (the model itself is the input, <c>""</c>).</exception>
+    public static string NameOf(nn.Module model, nn.Module module)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(module);
+        foreach (var (name, m) in NamedModules(model))
+            if (ReferenceEquals(m, module)) return name;
+        throw new ArgumentException(
+            $"The {module.GetType().Name} module is not a submodule of this {model.GetType().Name}; pass a module of the explained model.", nameof(module));
+    }
+
+    /// <summary>
     /// The classifier layer the contrastive method negates when none is named: the last convolution or
     /// linear layer in definition order (<c>classifier.6</c> for VGG, <c>fc</c> for ResNet).
     /// </summary>

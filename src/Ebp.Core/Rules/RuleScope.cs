@@ -16,6 +16,9 @@ internal sealed record ScopeConfig(
     IReadOnlySet<string> PlainGradientLayers,
     bool PlainGradientForUnsupportedLayers)
 {
+    /// <summary>Which rule goes on which module; Excitation Backprop's own by default.</summary>
+    public Composite Composite { get; init; } = Composite.ExcitationBackprop;
+
     /// <summary>
     /// How many backward passes each layer above the saliency layer sees in this scope: the number of targets
     /// of a call, or <see cref="int.MaxValue"/> for a session. The contrastive classifier sees twice as many.
@@ -25,40 +28,30 @@ internal sealed record ScopeConfig(
 }
 
 /// <summary>
-/// Installs the saliency machinery on a model for its lifetime and removes all of it on
-/// <see cref="Dispose"/>, also after an exception: forward hooks that attach the backward rules, the cut at
-/// the saliency layer, the tap at the contrast layer, eval mode and frozen parameters. The user's module
-/// objects are not replaced; only hooks are added and then removed, and the training flags and
-/// <c>requires_grad</c> flags are restored exactly.
+/// The hook set: installs the saliency machinery on a model for its lifetime and removes all of it on
+/// <see cref="Dispose"/>, also after an exception: forward hooks that attach the backward rules, the cut at the
+/// saliency layer and the tap at the contrast layer, and the rules (with their W⁺) for this scope. The model's
+/// state is held by a <see cref="ModelStateGuard"/> (eval mode, frozen parameters, restored exactly) and what one
+/// call leaves behind by a <see cref="CallTrace"/>, fresh for every forward pass. The user's module objects are
+/// not replaced; only hooks are added and then removed.
 /// </summary>
 internal sealed class RuleScope : IDisposable
 {
-    private readonly nn.Module _model;
     private readonly ScopeConfig _config;
     private readonly List<Action> _removeHooks = new();
-    private readonly List<(nn.Module Module, bool Training, int Depth)> _training = new();
-    private readonly List<(Parameter Parameter, bool RequiresGrad)> _frozen = new();
     private readonly Dictionary<nn.Module, IExcitationRule> _rules = new(ReferenceEqualityComparer.Instance);
     private readonly List<Tensor> _ownedWeights = new();
-    private readonly List<Tensor> _kept = new();
+    private ModelStateGuard? _state;
+    private CallTrace _trace = new(inputIsSaliency: false);
     private bool _disposed;
-
-    // State of the current forward pass.
-    private int _callCounter;
-    private int _saliencyCall, _contrastCall, _classifierCall;
-    private int _contrastCalls;
-    private readonly List<Tensor> _saliencyCuts = new();
-    private Tensor? _contrastOutput;
-    private Dictionary<string, Tensor>? _signalSink;
 
     public RuleScope(nn.Module model, ScopeConfig config)
     {
-        _model = model;
         _config = config;
         try
         {
             Modules = ModelInspection.NamedModules(model);
-            FreezeAndEval();
+            _state = new ModelStateGuard(model, Modules);
             foreach (var (name, module) in Modules) InstallHook(name, module);
         }
         catch
@@ -71,98 +64,54 @@ internal sealed class RuleScope : IDisposable
     /// <summary>Every submodule by its state_dict-style name, in definition order (the root excluded).</summary>
     public IReadOnlyList<(string Name, nn.Module Module)> Modules { get; }
 
+    /// <summary>The current call's trace; replaced by <see cref="BeginForward"/>.</summary>
+    public CallTrace Trace => _trace;
+
     /// <summary>When set, the classifier layer's rule uses max(−W, 0) (contrastive pass).</summary>
-    public bool NegateClassifier { get; set; }
+    public bool NegateClassifier { get => _trace.NegateClassifier; set => _trace.NegateClassifier = value; }
 
-    public (string Layer, Exception Error)? Failure { get; private set; }
+    public (string Layer, Exception Error)? Failure => _trace.Failure;
 
-    public void RecordFailure(string layer, Exception ex)
-    {
-        lock (_removeHooks) Failure ??= (layer, ex);
-    }
+    public void RecordFailure(string layer, Exception ex) => _trace.RecordFailure(layer, ex);
 
     /// <summary>Where <see cref="SignalProbe"/>s record, or null to record nothing.</summary>
-    public Dictionary<string, Tensor>? SignalSink { get => _signalSink; set => _signalSink = value; }
+    public Dictionary<string, Tensor>? SignalSink { get => _trace.SignalSink; set => _trace.SignalSink = value; }
 
-    public void RecordSignal(string name, Tensor g)
-    {
-        var sink = _signalSink;
-        if (sink is null) return;
-        var copy = g.detach().clone().DetachFromDisposeScope();
-        lock (sink)
-        {
-            if (sink.TryGetValue(name, out var previous))
-            {
-                // A module that runs more than once: its signals add up, as autograd adds them.
-                sink[name] = previous.add(copy, Scalars.One).DetachFromDisposeScope();
-                previous.Dispose();
-                copy.Dispose();
-            }
-            else sink[name] = copy;
-        }
-    }
+    public void RecordSignal(string name, Tensor g) => _trace.RecordSignal(name, g);
 
-    /// <summary>
-    /// Takes a tensor made during the forward pass out of every dispose scope and keeps it until this
-    /// scope ends: a model's forward may run in a dispose scope of its own that ends before our backward.
-    /// </summary>
-    public Tensor Keep(Tensor t)
-    {
-        t.DetachFromDisposeScope();
-        lock (_kept) _kept.Add(t);
-        return t;
-    }
+    /// <summary>Keeps a tensor made during the forward pass until the call ends (see <see cref="CallTrace.Keep"/>).</summary>
+    public Tensor Keep(Tensor t) => _trace.Keep(t);
 
     /// <summary>Frees the tensors kept for the last call's backward passes (a session's W⁺ stays).</summary>
-    public void ReleaseCallTensors()
-    {
-        lock (_kept)
-        {
-            foreach (var t in _kept) t.Dispose();
-            _kept.Clear();
-        }
-        _saliencyCuts.Clear();
-        _contrastOutput = null;
-    }
+    public void ReleaseCallTensors() => _trace.Dispose();
 
-    /// <summary>Clears the per-forward state; call before each forward pass.</summary>
+    /// <summary>Starts a fresh trace (no failure, no signals, no cuts); call before each forward pass.</summary>
     public void BeginForward(bool inputIsSaliency)
     {
-        _callCounter = 0;
-        _saliencyCall = _contrastCall = _classifierCall = 0;
-        _contrastCalls = 0;
-        _saliencyCuts.Clear();
-        _contrastOutput = null;
-        SaliencyReached = inputIsSaliency;
+        _trace.Dispose();
+        _trace = new CallTrace(inputIsSaliency);
     }
 
     /// <summary>True once the forward pass has passed the saliency layer (rules apply from there on).</summary>
-    public bool SaliencyReached { get; private set; }
+    public bool SaliencyReached => _trace.SaliencyReached;
 
     /// <summary>The leaf made at the saliency layer's output (its last call), or null if it did not run.</summary>
-    public Tensor? SaliencyOutput => _saliencyCuts.Count > 0 ? _saliencyCuts[^1] : null;
-    public Tensor? ContrastOutput => _contrastOutput;
-    public int ContrastCalls => _contrastCalls;
-    public int SaliencyCallIndex => _saliencyCall;
-    public int ContrastCallIndex => _contrastCall;
-    public int ClassifierCallIndex => _classifierCall;
-
-    private void FreezeAndEval()
-    {
-        _training.Add((_model, _model.training, 0));
-        foreach (var (name, module) in Modules)
-            _training.Add((module, module.training, name.Count(c => c == '.') + 1));
-        foreach (var (_, p) in _model.named_parameters())
-        {
-            _frozen.Add((p, p.requires_grad));
-            p.requires_grad_(false);
-        }
-        _model.eval();
-    }
+    public Tensor? SaliencyOutput => _trace.SaliencyOutput;
+    public Tensor? ContrastOutput => _trace.ContrastOutput;
+    public int ContrastCalls => _trace.ContrastCalls;
+    public int SaliencyCallIndex => _trace.SaliencyCall;
+    public int ContrastCallIndex => _trace.ContrastCall;
+    public int ClassifierCallIndex => _trace.ClassifierCall;
 
     private void InstallHook(string name, nn.Module module)
     {
-        var kind = _config.UseRules ? ExcitationComposite.Classify(module) : LayerKind.Gradient;
+        var kind = _config.UseRules ? _config.Composite.RuleFor(name, module).Kind : LayerKind.Gradient;
+        bool twoInputs = module is nn.Module<Tensor, Tensor, Tensor>;
+        if ((kind == LayerKind.ProportionalSum && !twoInputs) || (kind is LayerKind.Excitation or LayerKind.PassThrough && twoInputs)
+            || (kind is LayerKind.Excitation or LayerKind.PassThrough or LayerKind.ProportionalSum && !twoInputs && module is not nn.Module<Tensor, Tensor>))
+            throw new ArgumentException(
+                $"The composite gives layer '{name}' ({module.GetType().Name}) the {_config.Composite.RuleFor(name, module).Name} rule, " +
+                "which needs " + (kind == LayerKind.ProportionalSum ? "a module of two tensors (a sum)." : "a module of one tensor."));
         if (kind == LayerKind.Unsupported && AllowsPlainGradient(name)) kind = LayerKind.Gradient;
 
         switch (module)
@@ -207,7 +156,7 @@ internal sealed class RuleScope : IDisposable
 
     private Tensor OnForward(string name, nn.Module module, LayerKind kind, Tensor input, Tensor output)
     {
-        int call = ++_callCounter;
+        int call = ++_trace.CallCounter;
         if (name == _config.SaliencyLayer) return Cut(call, output);
 
         var result = output;
@@ -230,7 +179,7 @@ internal sealed class RuleScope : IDisposable
 
     private Tensor OnForward2(string name, LayerKind kind, Tensor a, Tensor b, Tensor output)
     {
-        int call = ++_callCounter;
+        int call = ++_trace.CallCounter;
         if (name == _config.SaliencyLayer) return Cut(call, output);
         var result = output;
         if ((a.requires_grad || b.requires_grad) && kind == LayerKind.ProportionalSum)
@@ -246,21 +195,17 @@ internal sealed class RuleScope : IDisposable
     private Tensor Cut(int call, Tensor output)
     {
         var leaf = Keep(output.detach().requires_grad_(true));
-        _saliencyCuts.Add(leaf);
-        _saliencyCall = call;
-        SaliencyReached = true;
+        _trace.RecordSaliencyCut(call, leaf);
         var result = leaf.alias(); // containers dispose what flows through them; keep our own handle
         return _config.CollectSignals ? SignalProbe.Attach(this, _config.SaliencyLayer, result) : result;
     }
 
     private Tensor Tap(string name, int call, Tensor result)
     {
-        if (name == _config.ClassifierLayer) _classifierCall = call;
+        if (name == _config.ClassifierLayer) _trace.ClassifierCall = call;
         if (name == _config.ContrastLayer)
         {
-            _contrastCalls++;
-            _contrastCall = call;
-            _contrastOutput = Keep(result);
+            _trace.RecordContrast(call, Keep(result));
             result = result.alias();
         }
         if (_config.CollectSignals && result.requires_grad) result = SignalProbe.Attach(this, name, result);
@@ -287,10 +232,8 @@ internal sealed class RuleScope : IDisposable
         _disposed = true;
         foreach (var remove in _removeHooks) remove();
         _removeHooks.Clear();
-        foreach (var (p, requiresGrad) in _frozen) p.requires_grad_(requiresGrad);
-        // train(bool) recurses into children: restore from the root down so that each module ends with its own flag.
-        foreach (var (module, training, _) in _training.OrderBy(t => t.Depth)) module.train(training);
-        ReleaseCallTensors();
+        _state?.Dispose();
+        _trace.Dispose();
         lock (_ownedWeights)
         {
             foreach (var t in _ownedWeights) t.Dispose();

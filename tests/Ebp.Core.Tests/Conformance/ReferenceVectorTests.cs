@@ -77,8 +77,8 @@ public sealed class ReferenceVectorTests
     }
 
     [TestMethod]
-    public void AllSeventeenPublicCasesArePresent()
-        => Assert.AreEqual(17, ConformanceCase.Load(Path.Combine(Folder, "cases.json")).Count);
+    public void AllNineteenPublicCasesArePresent()
+        => Assert.AreEqual(19, ConformanceCase.Load(Path.Combine(Folder, "cases.json")).Count);
 
     [TestMethod]
     public void PlainEbpMaps_ConserveTheSignal()
@@ -97,8 +97,8 @@ public sealed class ReferenceVectorTests
 
     private static readonly (string File, string Sha256)[] PublicHashes =
     {
-        ("README.md", "a5b28b13bcac2ac885d68f2d482c601d3afdb3d715f862ce2e864aec887df5c6"),
-        ("cases.json", "b25599969fb8cc285ff66b8ff903994f349a925c6fccbfa7afd0c530f6ad8886"),
+        ("README.md", "8c7bf08884f921549444bedc9f88f385e2452d7702424e1631f429370d13032b"),
+        ("cases.json", "7b5aa0c84c8f381a618ff7c0b8f4fb3654f7434cdec75c0a6d535bc1b36e7671"),
         ("resnet_basic_ebp_layer2.safetensors", "eacfa8ab093b97c4e71910a057b9ba26fabe86a66b4e1fcfa5dec981d3c19545"),
         ("resnet_bottleneck_cebp_avgpool.safetensors", "519e44bfbb539cf852a8278fb8ebdd2fc5e13f54dfd98c38043cc309498ea6b9"),
         ("resnet_bottleneck_ebp_layer3.safetensors", "9fe5e200a21df07f035e44812847ed9d488e439dc782bfebc9533618ff6e493e"),
@@ -107,6 +107,7 @@ public sealed class ReferenceVectorTests
         ("seq_conv3d_ebp_relu.safetensors", "3a389fdc5311fb9d0c03dbef3559f1e6838ce515bb8f39e6b9d8042ff8463897"),
         ("vgg_bn_cebp_explicit.safetensors", "769b419a7a2f11fa84db6df8e0186a90ff670c5ec2259a1c3094edc0720cc0ca"),
         ("vgg_bn_ebp_mid.safetensors", "98abea3fc732d3521fd2974a48dd37936694532fcf2a5ea5d602210f7f011107"),
+        ("vgg_bn_ebp_resize_smooth.safetensors", "7a0c5496acbe84e5bcc676f58212b36fe53ec2b942e690518705231c0412621c"),
         ("vgg_bn_ebp_resize_true.safetensors", "bf4f6db1b1fca417b13592172ddc0c2e16fd0505e71d45d674d397f758c9ee55"),
         ("vgg_bn_ebp_resize_wh_bilinear.safetensors", "205805f689e5269ee186c200d5b859b05312f47c35d840eda27493ef8894e29e"),
         ("vgg_bn_ebp_resize_wh_nearest.safetensors", "f178693e57ff0dcab82b30d66cf6729d3b72b24ab4171f6cc7b4349cc74b1c87"),
@@ -116,5 +117,6 @@ public sealed class ReferenceVectorTests
         ("vgg_ebp_batch2_conv.safetensors", "875eabdbf1fff3c7a5ded182077ea8986c8449a048f402d1beaa44fb44921e78"),
         ("vgg_ebp_input.safetensors", "2c08c01032f83501bcbc37609b07b5a9cd8f1b71f66e0d1d5442517a584ff21b"),
         ("vgg_ebp_relu_mid.safetensors", "78aefef7c7a29faeeb8e4627cda78cd7899b695f40a4ba069d7c914dfc4009c8"),
+        ("vgg_gradient_input.safetensors", "4d18c9acc0b57fe2db287f1326d1d05f7fb1114831ddd8e2a5f9e9ecf184ef38"),
     };
 }

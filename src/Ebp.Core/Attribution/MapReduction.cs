@@ -1,0 +1,72 @@
+using Ebp.Rules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ebp;
+
+/// <summary>
+/// How the signal at the saliency layer, <c>G [B, C, ...]</c>, becomes a map <c>[B, 1, ...]</c>: TorchRay's
+/// <c>gradient_to_saliency</c>. Every method has a default (<see cref="SaliencyMethod"/>); set
+/// <see cref="SaliencyOptions.Reduction"/> to replace it.
+/// </summary>
+public sealed class MapReduction
+{
+    private readonly Func<Tensor, Tensor> _reduce;
+
+    private MapReduction(string name, Func<Tensor, Tensor> reduce)
+    {
+        Name = name;
+        _reduce = reduce;
+    }
+
+    /// <summary>Signed sum over channels, <c>Σ_c G</c>: EBP and TorchRay's <c>gradient_sum</c>.</summary>
+    public static MapReduction ChannelSum { get; } = new("channel sum", g => g.sum(1, keepdim: true));
+
+    /// <summary><c>max(Σ_c G, 0)</c>: contrastive EBP.</summary>
+    public static MapReduction ClampedChannelSum { get; } = new("clamped channel sum", g => g.sum(1, keepdim: true).clamp_min_(Scalars.Zero));
+
+    /// <summary><c>max_c |G|</c>: TorchRay's <c>gradient</c> (Simonyan et al.).</summary>
+    public static MapReduction MaxAbs { get; } = new("max over channels of |G|", g => g.abs().amax(new long[] { 1 }, keepdim: true));
+
+    /// <summary>
+    /// A reduction of your own. <paramref name="reduce"/> receives <c>G [B, C, ...]</c> (do not modify it) and returns
+    /// a new tensor <c>[B, 1, ...]</c> of the same spatial shape; it runs inside a dispose scope that keeps only its result.
+    /// </summary>
+    public static MapReduction Custom(string name, Func<Tensor, Tensor> reduce)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(reduce);
+        return new MapReduction(name, reduce);
+    }
+
+    /// <summary>A short description, used in error messages.</summary>
+    public string Name { get; }
+
+    /// <summary>Reduces <paramref name="signal"/> <c>[B, C, ...]</c> to <c>[B, 1, ...]</c>; checks the result's shape.</summary>
+    public Tensor Reduce(Tensor signal)
+    {
+        ArgumentNullException.ThrowIfNull(signal);
+        using var scope = torch.NewDisposeScope();
+        var map = _reduce(signal) ?? throw new InvalidOperationException($"The map reduction '{Name}' returned null.");
+        if (map.IsInvalid || map.dim() != signal.dim() || map.shape[0] != signal.shape[0] || map.shape[1] != 1
+            || !map.shape.Skip(2).SequenceEqual(signal.shape.Skip(2)))
+            throw new InvalidOperationException(
+                $"The map reduction '{Name}' must turn a signal of shape [{string.Join(", ", signal.shape)}] into " +
+                $"[{signal.shape[0]}, 1, {string.Join(", ", signal.shape.Skip(2))}]; it returned " +
+                (map.IsInvalid ? "a disposed tensor." : $"[{string.Join(", ", map.shape)}]."));
+        if (ReferenceEquals(map, signal)) map = map.alias();
+        return map.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The reduction <paramref name="method"/> uses unless the options name another.</summary>
+    public static MapReduction DefaultFor(SaliencyMethod method) => method switch
+    {
+        SaliencyMethod.ExcitationBackprop or SaliencyMethod.GradientSum => ChannelSum,
+        SaliencyMethod.ContrastiveExcitationBackprop => ClampedChannelSum,
+        SaliencyMethod.Gradient => MaxAbs,
+        _ => throw new ArgumentOutOfRangeException(nameof(method), method, $"Unknown saliency method {(int)method}; use one of {string.Join(", ", Enum.GetNames<SaliencyMethod>())}."),
+    };
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}
