@@ -31,12 +31,18 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
 
     /// <summary>Creates the estimator. Prefer <c>mlContext.Transforms.ComputeSaliency(options)</c>.</summary>
     /// <exception cref="ArgumentException">The options are inconsistent (the message names the option).</exception>
-    public SaliencyEstimator(Options options)
+    public SaliencyEstimator(Options options) : this(options, null) { }
+
+    /// <summary>The catalog's constructor: <paramref name="env"/> is the context whose <c>Log</c> receives the stage's messages.</summary>
+    internal SaliencyEstimator(Options options, Microsoft.ML.Runtime.IHostEnvironment? env)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _options = options.Clone();
+        _options = ModelSources.Expand(options);
         _config = StageConfig.From(_options);
+        _log = StageLog.For(env);
     }
+
+    private readonly StageLog _log;
 
     /// <summary>
     /// Checks <paramref name="input"/>'s schema, builds the model (architecture and weights) and returns the transformer.
@@ -70,7 +76,8 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
             pool = ModelPool.Create(prototype.Module, _options, prototype.Owned);
             var resolved = _config.Resolve(pool.Primary);
             Binding.CheckColumns(input.Schema, resolved, resolved.NumClasses);
-            return new SaliencyTransformer(resolved, pool);
+            _log.Info($"Model built: {Describe(resolved)}; device {resolved.Device}, batch size {resolved.BatchSize}.");
+            return new SaliencyTransformer(resolved, pool, _log);
         }
         catch
         {
@@ -89,16 +96,23 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         _config.CheckTopK();
-        Binding.CheckShape(inputSchema, _config);
         ModelPrototype prototype;
         lock (_gate)
         {
             _prototype ??= ModelPrototype.Build(_options);
             prototype = _prototype;
         }
-        _config.CheckLayers(prototype.Module);
-        return Binding.OutputShape(inputSchema, _config);
+        // The channel count comes from the architecture, so the expected type in a message is the model's.
+        var config = _config.WithChannels(prototype.Module);
+        Binding.CheckShape(inputSchema, config);
+        config.CheckLayers(prototype.Module);
+        return Binding.OutputShape(inputSchema, config);
     }
+
+    internal static string Describe(StageConfig c) =>
+        $"{c.Source switch { ModelSourceKind.Zoo => c.Architecture, ModelSourceKind.Spec => "model spec", ModelSourceKind.Factory => "model factory", _ => "model instance" }}, " +
+        $"{c.Channels}×{c.ImageHeight}×{c.ImageWidth} input, {c.NumClasses} classes{(c.ClassNames is null ? "" : " (named)")}, " +
+        $"{c.Method} at '{(c.SaliencyLayer.Length == 0 ? "(input)" : c.SaliencyLayer)}', maps {c.MapHeight}×{c.MapWidth}";
 
     /// <summary>Options of <see cref="SaliencyEstimator"/>. Every default is documented on its property.</summary>
     /// <remarks>
@@ -142,6 +156,28 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public string? ModelSpecJson { get; set; }
 
         /// <summary>
+        /// A model card (e.g. <c>models/cluttered-mnist-vgg.json</c>): the JSON file next to a model's weights holding its
+        /// spec (<c>model</c>), weight file name (<c>weights</c>, in the card's folder), <c>class_names</c>, <c>input</c> size
+        /// and suggested <c>saliency.saliency_layer</c>. These fill <see cref="WeightsPath"/>, <see cref="ClassNames"/>,
+        /// <see cref="ImageWidth"/>, <see cref="ImageHeight"/> and <see cref="SaliencyLayer"/> unless those are set. Default null.
+        /// </summary>
+        public string? ModelCardPath { get; set; }
+
+        /// <summary>
+        /// The model's class names, in class-index order: the <c>SlotNames</c> of <see cref="ScoresColumnName"/> and the
+        /// <c>KeyValues</c> of a key-typed <see cref="PredictedLabelColumnName"/> (so that <c>MapKeyToValue</c> gives the name).
+        /// Default null: from the model card, or none.
+        /// </summary>
+        public string[]? ClassNames { get; set; }
+
+        /// <summary>
+        /// The type of <see cref="PredictedLabelColumnName"/>. Default <see cref="PredictedLabelFormat.Auto"/>: a key whose
+        /// values are the class names when <see cref="ClassNames"/> are known (from this option or the model card), else the
+        /// 0-based <see cref="int"/> index.
+        /// </summary>
+        public PredictedLabelFormat PredictedLabelFormat { get; set; } = PredictedLabelFormat.Auto;
+
+        /// <summary>
         /// Creates a new model instance (architecture; weights too, or from <see cref="WeightsPath"/>). Called once at
         /// <see cref="Fit"/> and again whenever more forward/backward passes run at the same time than instances exist
         /// (concurrent cursors); additional instances get the first instance's weights copied in, so a factory with
@@ -171,8 +207,11 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// </summary>
         public SaliencyMethod Method { get; set; } = SaliencyMethod.ExcitationBackprop;
 
-        /// <summary>The module whose output receives the map (<c>features.16</c>, <c>layer2</c>); <c>""</c> = the input. Default <c>""</c>.</summary>
-        public string SaliencyLayer { get; set; } = "";
+        /// <summary>
+        /// The module whose output receives the map (<c>features.16</c>, <c>layer2</c>); <c>""</c> = the input. Default null:
+        /// the <see cref="ModelCardPath"/> card's <c>saliency.saliency_layer</c>, or the input when there is no card.
+        /// </summary>
+        public string? SaliencyLayer { get; set; }
 
         /// <summary>Contrastive EBP: the layer where the contrast signal is subtracted (<c>classifier.4</c> for VGG16). Default null.</summary>
         public string? ContrastLayer { get; set; }
@@ -195,11 +234,11 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// <summary>TorchSharp device: <c>"cpu"</c> (default), <c>"cuda"</c>, <c>"cuda:1"</c> (see the class remarks).</summary>
         public string Device { get; set; } = "cpu";
 
-        /// <summary>Model input width in pixels. Default 224.</summary>
-        public int ImageWidth { get; set; } = 224;
+        /// <summary>Model input width in pixels. Default null: the model card's <c>input.width</c>, else 224.</summary>
+        public int? ImageWidth { get; set; }
 
-        /// <summary>Model input height in pixels. Default 224.</summary>
-        public int ImageHeight { get; set; } = 224;
+        /// <summary>Model input height in pixels. Default null: the model card's <c>input.height</c>, else 224.</summary>
+        public int? ImageHeight { get; set; }
 
         /// <summary>Per-channel mean subtracted after scaling, in model channel order. Default [0, 0, 0].</summary>
         public float[] Mean { get; set; } = [0f, 0f, 0f];
@@ -248,8 +287,10 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public string? LabelColumnName { get; set; }
 
         /// <summary>
-        /// Column of the model's top-1 class, <see cref="int"/>, 0-based (the model's class index, not an ML.NET key;
-        /// −1 for a skipped row). Null omits it. Default <c>"PredictedLabel"</c>.
+        /// Column of the model's top-1 class. With <see cref="PredictedLabelFormat.Index"/>: <see cref="int"/>, the 0-based
+        /// model class index, −1 for a skipped row. With <see cref="PredictedLabelFormat.Key"/>: an ML.NET key (<c>UInt32</c>,
+        /// class + 1, 0 = missing for a skipped row) with the class names as <c>KeyValues</c>. Null omits it.
+        /// Default <c>"PredictedLabel"</c>.
         /// </summary>
         public string? PredictedLabelColumnName { get; set; } = "PredictedLabel";
 
@@ -286,6 +327,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
             var copy = (Options)MemberwiseClone();
             copy.Mean = (float[])(Mean?.Clone() ?? Array.Empty<float>());
             copy.Std = (float[])(Std?.Clone() ?? Array.Empty<float>());
+            copy.ClassNames = (string[]?)ClassNames?.Clone();
             return copy;
         }
     }

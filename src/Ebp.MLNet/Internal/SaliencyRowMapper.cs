@@ -106,6 +106,7 @@ internal sealed class SaliencyRowMapper : IRowToRowMapper
                 using (var lease = _parent.Pool.Rent())
                     _computer!.Compute(lease, _inputs, _outputs, 1);
                 _computedPosition = position;
+                if (_outputs[0].Error.Length > 0) _parent.Log.Warning($"Row {position} skipped: {_outputs[0].Error}.");
             }
             return _outputs[0];
         }
