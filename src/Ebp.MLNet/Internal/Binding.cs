@@ -26,10 +26,10 @@ internal sealed class Binding
         LabelEncoding = labelEncoding;
         if (imageIsVector)
         {
-            // The pixels' own image (ExtractPixels' source): read as well, since a missing or truncated image is
-            // indistinguishable from a black one once it is pixels. Only when there is exactly one candidate.
-            var images = input.Where(c => !c.IsHidden && c.Type is ImageDataViewType).ToList();
-            if (images.Count == 1) SourceImage = images[0];
+            // The image the pixels came from, read as well: a missing or truncated image is indistinguishable from a
+            // black one once it is pixels. The schema's first image column is the one LoadImages decoded (ResizeImages
+            // in place hides it but keeps it readable): null for an empty path, tagged with the file for the truncation check.
+            SourceImage = input.Where(c => c.Type is ImageDataViewType).Select(c => (DataViewSchema.Column?)c).FirstOrDefault();
         }
         int next = input.Count;
         SaliencyIndex = next++;
@@ -104,7 +104,8 @@ internal sealed class Binding
     private static string ExpectedImageType(StageConfig c) =>
         $"Image or Vector<Single, {c.Channels}, {c.ImageHeight}, {c.ImageWidth}> (planar pixels, size {c.PixelCount})";
 
-    private const string ExpectedLabelType = "Key, an integer type (Int32, Int64, UInt32, …) or, with class names, String";
+    private static string ExpectedLabelType(StageConfig c) =>
+        c.ClassNames is null ? "Key or an integer type (Int32, Int64, UInt32, …)" : "Key, an integer type (Int32, Int64, UInt32, …) or String (a class name)";
 
     /// <summary>Checks the image and label columns of a full schema.</summary>
     /// <param name="input">The input schema.</param>
@@ -150,7 +151,7 @@ internal sealed class Binding
             }
             else
             {
-                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType, l.Type.ToString()!);
+                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType(config), l.Type.ToString()!);
             }
             label = l;
         }
@@ -170,7 +171,7 @@ internal sealed class Binding
             var label = Find(input, config.LabelColumn!) ?? throw SchemaMismatch("label", config.LabelColumn!);
             if (label.Kind != SchemaShape.Column.VectorKind.Scalar
                 || !(label.IsKey || IsInteger(label.ItemType.RawType) || (label.ItemType is TextDataViewType && config.ClassNames is not null)))
-                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType, TypeString(label));
+                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType(config), TypeString(label));
         }
     }
 

@@ -105,7 +105,16 @@ internal sealed class RowReader
                 if (_sourceImageGetter is not null)
                 {
                     var column = _binding.SourceImage!.Value.Name;
-                    _sourceImageGetter(ref _sourceImage!);
+                    try
+                    {
+                        _sourceImageGetter(ref _sourceImage!);
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        dst.Error = $"the image in column '{column}' (the source of '{_config.InputColumn}') could not be read: {e.Message}";
+                        dst.ErrorCause = e;
+                        return;
+                    }
                     if (_sourceImage is null)
                     {
                         dst.Error = $"the image in column '{column}' (the source of '{_config.InputColumn}') is missing (null, e.g. an empty path)";
