@@ -1,6 +1,7 @@
 using Ebp.MLNet.Internal;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -76,7 +77,8 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
             pool = ModelPool.Create(prototype.Module, _options, prototype.Owned);
             var resolved = _config.Resolve(pool.Primary);
             Binding.CheckColumns(input.Schema, resolved, resolved.NumClasses);
-            _log.Info($"Model built: {Describe(resolved)}; device {resolved.Device}, batch size {resolved.BatchSize}.");
+            using (var channel = _log.Start())
+                channel?.Info(MessageSensitivity.None, $"Model built: {Describe(resolved)}; device {resolved.Device}, batch size {resolved.BatchSize}.");
             return new SaliencyTransformer(resolved, pool, _log);
         }
         catch

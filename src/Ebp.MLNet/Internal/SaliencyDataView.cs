@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 
 namespace Ebp.MLNet.Internal;
 
@@ -76,6 +77,7 @@ internal sealed class SaliencyDataView : IDataView
         private int _slot = -1;
         private bool _inputDone;
         private Exception? _failure;
+        private readonly IChannel? _channel; // this cursor's log messages (batches, skipped rows)
 
         private long _position = -1;
         private bool _disposed;
@@ -104,6 +106,7 @@ internal sealed class SaliencyDataView : IDataView
             }
             _ids = new DataViewRowId[_capacity];
             _inputIdGetter = input.GetIdGetter();
+            _channel = parent.Log.Start();
             foreach (var c in needed)
                 if (!binding.IsAdded(c.Index))
                     _buffers[c.Index] = ColumnBuffer.Create(input, binding.Input[c.Index], _capacity);
@@ -198,10 +201,10 @@ internal sealed class SaliencyDataView : IDataView
             using (var lease = _parent.Pool.Rent())
                 _computer!.Compute(lease, _inputs, _outputs, _count);
             long first = _position + 1;
-            _parent.Log.Trace($"Batch of rows {first}–{first + _count - 1} computed.");
+            _channel?.Trace(MessageSensitivity.None, $"Batch of rows {first}–{first + _count - 1} computed.");
             for (int i = 0; i < _count; i++)
                 if (_outputs[i].Error.Length > 0)
-                    _parent.Log.Warning($"Row {first + i} skipped: {_outputs[i].Error}.");
+                    _channel?.Warning(MessageSensitivity.None, $"Row {first + i} skipped: {_outputs[i].Error}.");
             return true;
         }
 
@@ -250,6 +253,7 @@ internal sealed class SaliencyDataView : IDataView
             if (disposing)
             {
                 _input.Dispose();
+                _channel?.Dispose();
             }
             base.Dispose(disposing);
         }

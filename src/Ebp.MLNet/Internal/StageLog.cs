@@ -40,24 +40,9 @@ internal sealed class StageLog
         }
     }
 
-    public void Info(string message)
-    {
-        if (_host is null) return;
-        using var channel = _host.Start("ComputeSaliency");
-        channel.Info(MessageSensitivity.None, message);
-    }
-
-    public void Warning(string message)
-    {
-        if (_host is null) return;
-        using var channel = _host.Start("ComputeSaliency");
-        channel.Warning(MessageSensitivity.None, message);
-    }
-
-    public void Trace(string message)
-    {
-        if (_host is null) return;
-        using var channel = _host.Start("ComputeSaliency");
-        channel.Trace(MessageSensitivity.None, message);
-    }
+    /// <summary>
+    /// A channel for one operation (a Fit, a cursor, a prediction row), like ML.NET's transforms open one per operation;
+    /// dispose it when the operation ends. Null when the stage has no context.
+    /// </summary>
+    public IChannel? Start() => _host?.Start("ComputeSaliency");
 }
