@@ -19,8 +19,8 @@ namespace Ebp.MLNet;
 /// </para>
 /// <para>
 /// | Does this estimator need to look at the data to train its parameters? | No |
-/// | Input column data type | <c>MLImage</c> (from <c>LoadImages</c>/<c>ResizeImages</c>) or known-size vector of <see cref="float"/> of size 3·H·W |
-/// | Output column data type | <c>Vector&lt;Single, H, W&gt;</c> (saliency; <c>Vector&lt;Single, k, H, W&gt;</c> with <see cref="Options.TopK"/> = k &gt; 1), <see cref="int"/> (predicted class), <c>Vector&lt;Single, classes&gt;</c> (scores), <c>Vector&lt;Int32, k&gt;</c> (top-k classes, only for k &gt; 1), optional <c>MLImage</c> (overlay), <see cref="string"/> (row error, "" for computed rows) |
+/// | Input column data type | <c>MLImage</c> (from <c>LoadImages</c>/<c>ResizeImages</c>) or known-size vector of <see cref="float"/> of size C·H·W (C = the model's 1 or 3 input channels) |
+/// | Output column data type | <c>Vector&lt;Single, H, W&gt;</c> (saliency; <c>Vector&lt;Single, k, H, W&gt;</c> with <see cref="Options.TopK"/> = k &gt; 1), <see cref="int"/> or a key with the class names as <c>KeyValues</c> (predicted class), <c>Vector&lt;Single, classes&gt;</c> (scores), <c>Vector&lt;Int32, k&gt;</c> (top-k classes, only for k &gt; 1), optional <c>MLImage</c> (overlay), <see cref="string"/> (row error, "" for computed rows) |
 /// </para>
 /// </remarks>
 public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
@@ -118,20 +118,22 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
 
     /// <summary>Options of <see cref="SaliencyEstimator"/>. Every default is documented on its property.</summary>
     /// <remarks>
-    /// <para><b>Model.</b> Set exactly one of <see cref="Architecture"/> (a <see cref="Models.ModelZoo"/> name),
-    /// <see cref="ModelSpecJson"/> (an Ebp model spec), <see cref="ModelFactory"/> or <see cref="Model"/>; add
-    /// <see cref="WeightsPath"/> for the first three. The model must take <c>[B, 3, H, W]</c> float32 input and return
+    /// <para><b>Model.</b> Set exactly one of <see cref="ModelCardPath"/> (a model card), <see cref="Architecture"/> (a
+    /// <see cref="Models.ModelZoo"/> name), <see cref="ModelSpecJson"/> (an Ebp model spec), <see cref="ModelFactory"/> or
+    /// <see cref="Model"/>; add <see cref="WeightsPath"/> for the spec, architecture and factory (a card names its own). The
+    /// model must take <c>[B, C, H, W]</c> float32 input, C = 1 (grey) or 3 (read from its first convolution), and return
     /// <c>[B, classes]</c>.</para>
     /// <para><b>Input.</b> An <c>MLImage</c> column is converted here: resized to <see cref="ImageWidth"/>×<see cref="ImageHeight"/>
     /// if needed, split into planes in <see cref="ChannelOrder"/>, and each value becomes
-    /// <c>(byte · Scale − Mean[c]) / Std[c]</c>. A vector column must already hold planar pixels of size 3·H·W, as
+    /// <c>(byte · Scale − Mean[c]) / Std[c]</c>. A vector column must already hold planar pixels of size C·H·W, as
     /// <c>ExtractPixels(interleavePixelColors: false, scaleImage: 1f / 255, offsetImage: 0, orderOfExtraction: RGB)</c>
     /// produces; only <c>(v − Mean[c]) / Std[c]</c> is applied to it. Excitation Backprop assumes non-negative
     /// activations: inputs in [0, 1] (the defaults) are the natural choice; ImageNet mean/std normalisation works but
     /// gives negative inputs to the first layer.</para>
     /// <para><b>Device.</b> <see cref="Device"/> is a TorchSharp device string. <c>"cuda"</c> works only when the
     /// application references a CUDA build of TorchSharp (<c>TorchSharp-cuda-linux</c> / <c>TorchSharp-cuda-windows</c>)
-    /// instead of <c>TorchSharp-cpu</c>; otherwise <see cref="Fit"/> throws.</para>
+    /// instead of <c>TorchSharp-cpu</c>; otherwise <see cref="Fit"/> throws an <see cref="ArgumentException"/> saying so (no
+    /// silent fallback to the CPU).</para>
     /// </remarks>
     public sealed class Options
     {
@@ -311,7 +313,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// <summary>
         /// Unreadable images, NaN/∞ pixels, missing labels, non-finite model scores. Default <see cref="InvalidRowHandling.Throw"/>:
         /// the cursor or prediction throws. <see cref="InvalidRowHandling.Skip"/>: the row gets an all-zero map and scores,
-        /// predicted label (and top-k classes) −1, a null overlay and the reason in <see cref="ErrorColumnName"/>.
+        /// predicted label −1 (the missing key 0 for a key label) and top-k classes −1, a null overlay and the reason in <see cref="ErrorColumnName"/>.
         /// </summary>
         public InvalidRowHandling InvalidRows { get; set; } = InvalidRowHandling.Throw;
 
