@@ -123,7 +123,7 @@ internal sealed record StageConfig
                       + (o.ModelFactory is not null ? 1 : 0) + (o.Model is not null ? 1 : 0);
         if (sources != 1)
             throw new ArgumentException(
-                $"Set exactly one model source: Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model ({sources} are set).", p);
+                $"Set exactly one model source: ModelCardPath (a model card), Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model ({sources} are set).", p);
         var source = o.Architecture is not null ? ModelSourceKind.Zoo
             : o.ModelSpecJson is not null ? ModelSourceKind.Spec
             : o.ModelFactory is not null ? ModelSourceKind.Factory : ModelSourceKind.Module;
