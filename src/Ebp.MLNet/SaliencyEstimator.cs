@@ -144,7 +144,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public string OutputColumnName { get; set; } = "Saliency";
 
         /// <summary>
-        /// The image column: <c>MLImage</c> or a known-size float vector of 3·<see cref="ImageHeight"/>·<see cref="ImageWidth"/>.
+        /// The image column: <c>MLImage</c> or a known-size float vector of C·<see cref="ImageHeight"/>·<see cref="ImageWidth"/> (C = the model's 1 or 3 input channels).
         /// Default null, which means <c>"Image"</c> (unlike most ML.NET transforms, not the output column's name,
         /// because the output is a map, not a transformed image).
         /// </summary>
