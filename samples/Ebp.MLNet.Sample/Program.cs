@@ -2,9 +2,11 @@
 //
 //   dotnet run --project samples/Ebp.MLNet.Sample                      # synthetic images, small random VGG: no downloads
 //   dotnet run --project samples/Ebp.MLNet.Sample -- IMAGES --arch vgg16 --weights vgg16.safetensors --layer features.23
+//   dotnet run --project samples/Ebp.MLNet.Sample -- IMAGES --card models/cluttered-mnist-vgg.json   # the embedded model
 //
-// Options: --out DIR (default ./saliency-output), --arch NAME, --weights FILE, --layer NAME, --contrast LAYER (contrastive
-// EBP), --size N (model input N×N; default 224 with --arch, 64 otherwise), --batch N.
+// Options: --out DIR (default ./saliency-output), --card FILE (a model card: spec, weights, class names, input size,
+// saliency layer), --arch NAME, --weights FILE, --layer NAME, --contrast LAYER (contrastive EBP), --size N (model input
+// N×N; default: the card's, 224 with --arch, 64 otherwise), --batch N.
 using System.Globalization;
 using System.Text;
 using Ebp;
@@ -19,7 +21,7 @@ using static TorchSharp.torch;
 var settings = Settings.Parse(args);
 if (settings is null)
 {
-    Console.Error.WriteLine("usage: Ebp.MLNet.Sample [IMAGE_FOLDER] [--out DIR] [--arch NAME --weights FILE] [--layer NAME] [--contrast LAYER] [--size N] [--batch N]");
+    Console.Error.WriteLine("usage: Ebp.MLNet.Sample [IMAGE_FOLDER] [--out DIR] [--card FILE | --arch NAME --weights FILE] [--layer NAME] [--contrast LAYER] [--size N] [--batch N]");
     return 2;
 }
 
@@ -43,8 +45,15 @@ var options = new SaliencyEstimator.Options
     BatchSize = settings.Batch,
     OverlayColumnName = "Overlay",
     InvalidRows = InvalidRowHandling.Skip, // an unreadable file becomes an empty row (zeros, label −1), its reason in "SaliencyError"
+    PredictedLabelFormat = PredictedLabelFormat.Index, // the 0-based class index; the names come from the transformer
 };
-if (settings.Architecture is not null)
+if (settings.Card is not null)
+{
+    // The card gives the architecture, weights, class names and saliency layer; --layer overrides the layer.
+    options.ModelCardPath = settings.Card;
+    options.SaliencyLayer = settings.Layer;
+}
+else if (settings.Architecture is not null)
 {
     // torchvision weights expect ImageNet normalisation; ExtractPixels gives [0, 1], the stage applies mean/std.
     options.Architecture = settings.Architecture;
@@ -68,13 +77,19 @@ if (settings.Contrast is not null)
 
 var ml = new MLContext(seed: 1);
 var data = ml.Data.LoadFromEnumerable(files.Select(f => new ImageInput { ImagePath = Path.GetFileName(f) }));
-var pipeline = ml.Transforms.LoadImages("Image", folder, nameof(ImageInput.ImagePath))
-    .Append(ml.Transforms.ResizeImages("Image", settings.Size, settings.Size))
-    .Append(ml.Transforms.ExtractPixels("Pixels", "Image", interleavePixelColors: false, scaleImage: 1f / 255))
+var images = ml.Transforms.LoadImages("Image", folder, nameof(ImageInput.ImagePath))
+    .Append(ml.Transforms.ResizeImages("Image", settings.Size, settings.Size));
+// A grey model (one input channel, e.g. the embedded digit classifier) takes one plane: the grey image's red channel.
+var pipeline = (settings.Grey
+        ? images.Append(ml.Transforms.ConvertToGrayscale("Image"))
+                .Append(ml.Transforms.ExtractPixels("Pixels", "Image", Microsoft.ML.Transforms.Image.ImagePixelExtractingEstimator.ColorBits.Red,
+                                                    interleavePixelColors: false, scaleImage: 1f / 255))
+        : images.Append(ml.Transforms.ExtractPixels("Pixels", "Image", interleavePixelColors: false, scaleImage: 1f / 255)))
     .Append(ml.Transforms.ComputeSaliency(options));
 
-Console.WriteLine($"{files.Count} images from {folder}; model input {settings.Size}×{settings.Size}; method {options.Method}, layer '{options.SaliencyLayer}'.");
 using var model = pipeline.Fit(data);
+Console.WriteLine($"{files.Count} images from {folder}; model input {settings.Size}×{settings.Size}; method {options.Method}, layer '{model.LastTransformer.SaliencyLayer}'.");
+var classNames = model.LastTransformer.ClassNames;
 var view = model.Transform(data);
 
 var csv = new StringBuilder("image,predicted_class,score,target,peak_x,peak_y,overlay,error\n");
@@ -111,8 +126,9 @@ using (var cursor = view.GetRowCursor(view.Schema))
         SaliencyImages.SavePng(image, Path.Combine(settings.Output, overlayFile));
         image.Dispose();
         float s = score.GetItemOrDefault(cls);
-        csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},{cls},{s:G6},predicted,{px},{py},{overlayFile},"));
-        Console.WriteLine(FormattableString.Invariant($"  {name}: class {cls} (score {s:G4}), saliency peak at ({px}, {py}) → {overlayFile}"));
+        string label = classNames is null ? cls.ToString(CultureInfo.InvariantCulture) : classNames[cls];
+        csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},{Csv(label)},{s:G6},predicted,{px},{py},{overlayFile},"));
+        Console.WriteLine(FormattableString.Invariant($"  {name}: class {label} (score {s:G4}), saliency peak at ({px}, {py}) → {overlayFile}"));
     }
 }
 var csvPath = Path.Combine(settings.Output, "saliency.csv");
@@ -129,11 +145,11 @@ internal sealed class ImageInput
 }
 
 /// <summary>Command-line settings.</summary>
-internal sealed record Settings(string? ImageFolder, string Output, string? Architecture, string? Weights, string? Layer, string? Contrast, int Size, int Batch)
+internal sealed record Settings(string? ImageFolder, string Output, string? Card, bool Grey, string? Architecture, string? Weights, string? Layer, string? Contrast, int Size, int Batch)
 {
     public static Settings? Parse(string[] args)
     {
-        string? folder = null, arch = null, weights = null, layer = null, contrast = null;
+        string? folder = null, card = null, arch = null, weights = null, layer = null, contrast = null;
         string output = "saliency-output";
         int? size = null;
         int batch = 4;
@@ -143,6 +159,7 @@ internal sealed record Settings(string? ImageFolder, string Output, string? Arch
             switch (args[i])
             {
                 case "--out": output = Next() ?? output; break;
+                case "--card": card = Next(); break;
                 case "--arch": arch = Next(); break;
                 case "--weights": weights = Next(); break;
                 case "--layer": layer = Next(); break;
@@ -161,7 +178,25 @@ internal sealed record Settings(string? ImageFolder, string Output, string? Arch
             Console.Error.WriteLine($"Not a folder: '{folder}'.");
             return null;
         }
-        return new Settings(folder, output, arch, weights, layer, contrast, size ?? (arch is null ? 64 : 224), batch);
+        if (card is not null && arch is not null) return null;
+        int? cardSize = null;
+        bool grey = false;
+        if (card is not null)
+        {
+            if (!File.Exists(card))
+            {
+                Console.Error.WriteLine($"No model card at '{card}'.");
+                return null;
+            }
+            // Only the input size and channel count are read here (for ResizeImages/ExtractPixels); the stage reads the rest.
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(card));
+            if (doc.RootElement.TryGetProperty("input", out var input))
+            {
+                if (input.TryGetProperty("width", out var w) && w.TryGetInt32(out var wv)) cardSize = wv;
+                grey = input.TryGetProperty("channels", out var c) && c.TryGetInt32(out var cv) && cv == 1;
+            }
+        }
+        return new Settings(folder, output, card, grey, arch, weights, layer, contrast, size ?? cardSize ?? (arch is null ? 64 : 224), batch);
     }
 }
 

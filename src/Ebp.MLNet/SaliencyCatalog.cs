@@ -1,5 +1,6 @@
 using Ebp;
 using Ebp.MLNet;
+using Ebp.MLNet.Internal;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,21 +15,28 @@ namespace Microsoft.ML;
 public static class SaliencyCatalog
 {
     /// <summary>
-    /// Adds a saliency map column computed with a <see cref="Ebp.Models.ModelZoo"/> architecture and a weight file.
+    /// Adds a saliency map column computed with a described model: a model card (one line for the embedded model:
+    /// <c>ComputeSaliency(modelCard: "models/cluttered-mnist-vgg.json")</c>), an Ebp model spec, or a
+    /// <see cref="Ebp.Models.ModelZoo"/> architecture, with a weight file.
     /// </summary>
     /// <param name="catalog">The transforms catalog.</param>
     /// <param name="outputColumnName">The saliency column, <c>Vector&lt;Single, H, W&gt;</c>.</param>
-    /// <param name="inputColumnName">The image column (<c>MLImage</c>, or planar float pixels of size 3·H·W). Null means <c>"Image"</c>.</param>
+    /// <param name="inputColumnName">The image column (<c>MLImage</c>, or planar float pixels of size C·H·W). Null means <c>"Image"</c>.</param>
     /// <param name="architecture">A <see cref="Ebp.Models.ModelZoo"/> name: <c>vgg16</c>, <c>resnet50</c>, …</param>
-    /// <param name="weightsPath">The weight file (safetensors, <c>.pth</c> state_dict or TorchSharp format); null keeps random weights.</param>
-    /// <param name="saliencyLayer">Module whose output receives the map (<c>features.16</c>, <c>layer2</c>); <c>""</c> = the input.</param>
+    /// <param name="weightsPath">The weight file (safetensors, <c>.pth</c> state_dict or TorchSharp format); null keeps random
+    /// weights, or with <paramref name="modelCard"/> the card's weight file.</param>
+    /// <param name="saliencyLayer">Module whose output receives the map (<c>features.16</c>, <c>layer2</c>); <c>""</c> = the input.
+    /// Null: the model card's saliency layer, or the input.</param>
     /// <param name="method">Excitation Backprop (default) or contrastive EBP (then give <paramref name="contrastLayer"/>).</param>
     /// <param name="contrastLayer">Contrastive EBP only: e.g. <c>classifier.4</c> for VGG16, <c>avgpool</c> for ResNet.</param>
-    /// <param name="imageWidth">Model input width.</param>
-    /// <param name="imageHeight">Model input height.</param>
-    /// <param name="numClasses">The architecture's number of classes.</param>
+    /// <param name="imageWidth">Model input width; null: the model card's, or 224.</param>
+    /// <param name="imageHeight">Model input height; null: the model card's, or 224.</param>
+    /// <param name="numClasses">The architecture's number of classes (<paramref name="architecture"/> only).</param>
     /// <param name="batchSize">Rows per forward/backward pass.</param>
-    /// <remarks>Other settings (normalisation, target, output columns, device, overlay) take the
+    /// <param name="modelCard">A model card JSON file (spec, weight file, class names, input size, saliency layer).</param>
+    /// <param name="modelSpecJson">An Ebp model spec (JSON text), with <paramref name="weightsPath"/>.</param>
+    /// <remarks>Give exactly one of <paramref name="modelCard"/>, <paramref name="modelSpecJson"/> and <paramref name="architecture"/>.
+    /// Other settings (normalisation, target, output columns, device, overlay, invalid rows) take the
     /// <see cref="SaliencyEstimator.Options"/> defaults; use the <see cref="ComputeSaliency(TransformsCatalog, SaliencyEstimator.Options)"/>
     /// overload to change them.</remarks>
     public static SaliencyEstimator ComputeSaliency(this TransformsCatalog catalog,
@@ -36,24 +44,29 @@ public static class SaliencyCatalog
         string? inputColumnName = null,
         string? architecture = null,
         string? weightsPath = null,
-        string saliencyLayer = "",
+        string? saliencyLayer = null,
         SaliencyMethod method = SaliencyMethod.ExcitationBackprop,
         string? contrastLayer = null,
-        int imageWidth = 224,
-        int imageHeight = 224,
+        int? imageWidth = null,
+        int? imageHeight = null,
         int numClasses = 1000,
-        int batchSize = 8)
+        int batchSize = 8,
+        string? modelCard = null,
+        string? modelSpecJson = null)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        if (architecture is null)
+        if (architecture is null && modelCard is null && modelSpecJson is null)
             throw new ArgumentException(
-                "Name the model: architecture = a ModelZoo name (e.g. \"vgg16\") with weightsPath, or use the overload taking a model factory or SaliencyEstimator.Options.",
+                "Name the model: modelCard = a model card JSON file (e.g. \"models/cluttered-mnist-vgg.json\"), modelSpecJson = an Ebp model spec " +
+                "with weightsPath, or architecture = a ModelZoo name (e.g. \"vgg16\") with weightsPath; or use the overload taking a model factory or SaliencyEstimator.Options.",
                 nameof(architecture));
         return new SaliencyEstimator(new SaliencyEstimator.Options
         {
             OutputColumnName = outputColumnName,
             InputColumnName = inputColumnName,
             Architecture = architecture,
+            ModelCardPath = modelCard,
+            ModelSpecJson = modelSpecJson,
             WeightsPath = weightsPath,
             NumClasses = numClasses,
             SaliencyLayer = saliencyLayer,
@@ -62,7 +75,7 @@ public static class SaliencyCatalog
             ImageWidth = imageWidth,
             ImageHeight = imageHeight,
             BatchSize = batchSize,
-        });
+        }, StageLog.EnvironmentOf(catalog));
     }
 
     /// <summary>Adds a saliency map column computed with models made by <paramref name="modelFactory"/>.</summary>
@@ -101,7 +114,7 @@ public static class SaliencyCatalog
             ImageWidth = imageWidth,
             ImageHeight = imageHeight,
             BatchSize = batchSize,
-        });
+        }, StageLog.EnvironmentOf(catalog));
     }
 
     /// <summary>Adds saliency columns as configured by <paramref name="options"/> (all settings, documented defaults).</summary>
@@ -111,6 +124,6 @@ public static class SaliencyCatalog
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
-        return new SaliencyEstimator(options);
+        return new SaliencyEstimator(options, StageLog.EnvironmentOf(catalog));
     }
 }

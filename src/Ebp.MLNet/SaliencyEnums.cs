@@ -57,3 +57,19 @@ public enum InvalidRowHandling
     /// </summary>
     Skip,
 }
+
+/// <summary>The type of the predicted-label column.</summary>
+public enum PredictedLabelFormat
+{
+    /// <summary><see cref="Key"/> when class names are known (option or model card), else <see cref="Index"/>. The default.</summary>
+    Auto,
+
+    /// <summary><see cref="int"/>: the 0-based model class index, −1 for a skipped row.</summary>
+    Index,
+
+    /// <summary>
+    /// An ML.NET key (<c>UInt32</c>, class + 1; 0 = missing for a skipped row) whose <c>KeyValues</c> are the class names
+    /// (or "0", "1", … without names), so <c>MapKeyToValue</c> gives the class name.
+    /// </summary>
+    Key,
+}

@@ -1,6 +1,7 @@
 using Ebp.MLNet.Internal;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -18,8 +19,8 @@ namespace Ebp.MLNet;
 /// </para>
 /// <para>
 /// | Does this estimator need to look at the data to train its parameters? | No |
-/// | Input column data type | <c>MLImage</c> (from <c>LoadImages</c>/<c>ResizeImages</c>) or known-size vector of <see cref="float"/> of size 3·H·W |
-/// | Output column data type | <c>Vector&lt;Single, H, W&gt;</c> (saliency; <c>Vector&lt;Single, k, H, W&gt;</c> with <see cref="Options.TopK"/> = k &gt; 1), <see cref="int"/> (predicted class), <c>Vector&lt;Single, classes&gt;</c> (scores), <c>Vector&lt;Int32, k&gt;</c> (top-k classes, only for k &gt; 1), optional <c>MLImage</c> (overlay), <see cref="string"/> (row error, "" for computed rows) |
+/// | Input column data type | <c>MLImage</c> (from <c>LoadImages</c>/<c>ResizeImages</c>) or known-size vector of <see cref="float"/> of size C·H·W (C = the model's 1 or 3 input channels) |
+/// | Output column data type | <c>Vector&lt;Single, H, W&gt;</c> (saliency; <c>Vector&lt;Single, k, H, W&gt;</c> with <see cref="Options.TopK"/> = k &gt; 1), <see cref="int"/> or a key with the class names as <c>KeyValues</c> (predicted class), <c>Vector&lt;Single, classes&gt;</c> (scores), <c>Vector&lt;Int32, k&gt;</c> (top-k classes, only for k &gt; 1), optional <c>MLImage</c> (overlay), <see cref="string"/> (row error, "" for computed rows) |
 /// </para>
 /// </remarks>
 public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
@@ -31,12 +32,18 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
 
     /// <summary>Creates the estimator. Prefer <c>mlContext.Transforms.ComputeSaliency(options)</c>.</summary>
     /// <exception cref="ArgumentException">The options are inconsistent (the message names the option).</exception>
-    public SaliencyEstimator(Options options)
+    public SaliencyEstimator(Options options) : this(options, null) { }
+
+    /// <summary>The catalog's constructor: <paramref name="env"/> is the context whose <c>Log</c> receives the stage's messages.</summary>
+    internal SaliencyEstimator(Options options, Microsoft.ML.Runtime.IHostEnvironment? env)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _options = options.Clone();
+        _options = ModelSources.Expand(options);
         _config = StageConfig.From(_options);
+        _log = StageLog.For(env);
     }
+
+    private readonly StageLog _log;
 
     /// <summary>
     /// Checks <paramref name="input"/>'s schema, builds the model (architecture and weights) and returns the transformer.
@@ -70,7 +77,9 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
             pool = ModelPool.Create(prototype.Module, _options, prototype.Owned);
             var resolved = _config.Resolve(pool.Primary);
             Binding.CheckColumns(input.Schema, resolved, resolved.NumClasses);
-            return new SaliencyTransformer(resolved, pool);
+            using (var channel = _log.Start())
+                channel?.Info(MessageSensitivity.None, $"Model built: {Describe(resolved)}; device {resolved.Device}, batch size {resolved.BatchSize}.");
+            return new SaliencyTransformer(resolved, pool, _log);
         }
         catch
         {
@@ -89,33 +98,42 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         _config.CheckTopK();
-        Binding.CheckShape(inputSchema, _config);
         ModelPrototype prototype;
         lock (_gate)
         {
             _prototype ??= ModelPrototype.Build(_options);
             prototype = _prototype;
         }
-        _config.CheckLayers(prototype.Module);
-        return Binding.OutputShape(inputSchema, _config);
+        // The channel count comes from the architecture, so the expected type in a message is the model's.
+        var config = _config.WithChannels(prototype.Module);
+        Binding.CheckShape(inputSchema, config);
+        config.CheckLayers(prototype.Module);
+        return Binding.OutputShape(inputSchema, config);
     }
+
+    internal static string Describe(StageConfig c) =>
+        $"{c.Source switch { ModelSourceKind.Zoo => c.Architecture, ModelSourceKind.Spec => "model spec", ModelSourceKind.Factory => "model factory", _ => "model instance" }}, " +
+        $"{c.Channels}×{c.ImageHeight}×{c.ImageWidth} input, {c.NumClasses} classes{(c.ClassNames is null ? "" : " (named)")}, " +
+        $"{c.Method} at '{(c.SaliencyLayer.Length == 0 ? "(input)" : c.SaliencyLayer)}', maps {c.MapHeight}×{c.MapWidth}";
 
     /// <summary>Options of <see cref="SaliencyEstimator"/>. Every default is documented on its property.</summary>
     /// <remarks>
-    /// <para><b>Model.</b> Set exactly one of <see cref="Architecture"/> (a <see cref="Models.ModelZoo"/> name),
-    /// <see cref="ModelSpecJson"/> (an Ebp model spec), <see cref="ModelFactory"/> or <see cref="Model"/>; add
-    /// <see cref="WeightsPath"/> for the first three. The model must take <c>[B, 3, H, W]</c> float32 input and return
+    /// <para><b>Model.</b> Set exactly one of <see cref="ModelCardPath"/> (a model card), <see cref="Architecture"/> (a
+    /// <see cref="Models.ModelZoo"/> name), <see cref="ModelSpecJson"/> (an Ebp model spec), <see cref="ModelFactory"/> or
+    /// <see cref="Model"/>; add <see cref="WeightsPath"/> for the spec, architecture and factory (a card names its own). The
+    /// model must take <c>[B, C, H, W]</c> float32 input, C = 1 (grey) or 3 (read from its first convolution), and return
     /// <c>[B, classes]</c>.</para>
     /// <para><b>Input.</b> An <c>MLImage</c> column is converted here: resized to <see cref="ImageWidth"/>×<see cref="ImageHeight"/>
     /// if needed, split into planes in <see cref="ChannelOrder"/>, and each value becomes
-    /// <c>(byte · Scale − Mean[c]) / Std[c]</c>. A vector column must already hold planar pixels of size 3·H·W, as
+    /// <c>(byte · Scale − Mean[c]) / Std[c]</c>. A vector column must already hold planar pixels of size C·H·W, as
     /// <c>ExtractPixels(interleavePixelColors: false, scaleImage: 1f / 255, offsetImage: 0, orderOfExtraction: RGB)</c>
     /// produces; only <c>(v − Mean[c]) / Std[c]</c> is applied to it. Excitation Backprop assumes non-negative
     /// activations: inputs in [0, 1] (the defaults) are the natural choice; ImageNet mean/std normalisation works but
     /// gives negative inputs to the first layer.</para>
     /// <para><b>Device.</b> <see cref="Device"/> is a TorchSharp device string. <c>"cuda"</c> works only when the
     /// application references a CUDA build of TorchSharp (<c>TorchSharp-cuda-linux</c> / <c>TorchSharp-cuda-windows</c>)
-    /// instead of <c>TorchSharp-cpu</c>; otherwise <see cref="Fit"/> throws.</para>
+    /// instead of <c>TorchSharp-cpu</c>; otherwise <see cref="Fit"/> throws an <see cref="ArgumentException"/> saying so (no
+    /// silent fallback to the CPU).</para>
     /// </remarks>
     public sealed class Options
     {
@@ -126,7 +144,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public string OutputColumnName { get; set; } = "Saliency";
 
         /// <summary>
-        /// The image column: <c>MLImage</c> or a known-size float vector of 3·<see cref="ImageHeight"/>·<see cref="ImageWidth"/>.
+        /// The image column: <c>MLImage</c> or a known-size float vector of C·<see cref="ImageHeight"/>·<see cref="ImageWidth"/> (C = the model's 1 or 3 input channels).
         /// Default null, which means <c>"Image"</c> (unlike most ML.NET transforms, not the output column's name,
         /// because the output is a map, not a transformed image).
         /// </summary>
@@ -140,6 +158,28 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
 
         /// <summary>An Ebp model spec (<see cref="Models.ModelSpec.Build(string)"/>), e.g. a small VGG. Default null.</summary>
         public string? ModelSpecJson { get; set; }
+
+        /// <summary>
+        /// A model card (e.g. <c>models/cluttered-mnist-vgg.json</c>): the JSON file next to a model's weights holding its
+        /// spec (<c>model</c>), weight file name (<c>weights</c>, in the card's folder), <c>class_names</c>, <c>input</c> size
+        /// and suggested <c>saliency.saliency_layer</c>. These fill <see cref="WeightsPath"/>, <see cref="ClassNames"/>,
+        /// <see cref="ImageWidth"/>, <see cref="ImageHeight"/> and <see cref="SaliencyLayer"/> unless those are set. Default null.
+        /// </summary>
+        public string? ModelCardPath { get; set; }
+
+        /// <summary>
+        /// The model's class names, in class-index order: the <c>SlotNames</c> of <see cref="ScoresColumnName"/> and the
+        /// <c>KeyValues</c> of a key-typed <see cref="PredictedLabelColumnName"/> (so that <c>MapKeyToValue</c> gives the name).
+        /// Default null: from the model card, or none.
+        /// </summary>
+        public string[]? ClassNames { get; set; }
+
+        /// <summary>
+        /// The type of <see cref="PredictedLabelColumnName"/>. Default <see cref="PredictedLabelFormat.Auto"/>: a key whose
+        /// values are the class names when <see cref="ClassNames"/> are known (from this option or the model card), else the
+        /// 0-based <see cref="int"/> index.
+        /// </summary>
+        public PredictedLabelFormat PredictedLabelFormat { get; set; } = PredictedLabelFormat.Auto;
 
         /// <summary>
         /// Creates a new model instance (architecture; weights too, or from <see cref="WeightsPath"/>). Called once at
@@ -171,8 +211,11 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// </summary>
         public SaliencyMethod Method { get; set; } = SaliencyMethod.ExcitationBackprop;
 
-        /// <summary>The module whose output receives the map (<c>features.16</c>, <c>layer2</c>); <c>""</c> = the input. Default <c>""</c>.</summary>
-        public string SaliencyLayer { get; set; } = "";
+        /// <summary>
+        /// The module whose output receives the map (<c>features.16</c>, <c>layer2</c>); <c>""</c> = the input. Default null:
+        /// the <see cref="ModelCardPath"/> card's <c>saliency.saliency_layer</c>, or the input when there is no card.
+        /// </summary>
+        public string? SaliencyLayer { get; set; }
 
         /// <summary>Contrastive EBP: the layer where the contrast signal is subtracted (<c>classifier.4</c> for VGG16). Default null.</summary>
         public string? ContrastLayer { get; set; }
@@ -195,11 +238,11 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// <summary>TorchSharp device: <c>"cpu"</c> (default), <c>"cuda"</c>, <c>"cuda:1"</c> (see the class remarks).</summary>
         public string Device { get; set; } = "cpu";
 
-        /// <summary>Model input width in pixels. Default 224.</summary>
-        public int ImageWidth { get; set; } = 224;
+        /// <summary>Model input width in pixels. Default null: the model card's <c>input.width</c>, else 224.</summary>
+        public int? ImageWidth { get; set; }
 
-        /// <summary>Model input height in pixels. Default 224.</summary>
-        public int ImageHeight { get; set; } = 224;
+        /// <summary>Model input height in pixels. Default null: the model card's <c>input.height</c>, else 224.</summary>
+        public int? ImageHeight { get; set; }
 
         /// <summary>Per-channel mean subtracted after scaling, in model channel order. Default [0, 0, 0].</summary>
         public float[] Mean { get; set; } = [0f, 0f, 0f];
@@ -248,8 +291,10 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public string? LabelColumnName { get; set; }
 
         /// <summary>
-        /// Column of the model's top-1 class, <see cref="int"/>, 0-based (the model's class index, not an ML.NET key;
-        /// −1 for a skipped row). Null omits it. Default <c>"PredictedLabel"</c>.
+        /// Column of the model's top-1 class. With <see cref="PredictedLabelFormat.Index"/>: <see cref="int"/>, the 0-based
+        /// model class index, −1 for a skipped row. With <see cref="PredictedLabelFormat.Key"/>: an ML.NET key (<c>UInt32</c>,
+        /// class + 1, 0 = missing for a skipped row) with the class names as <c>KeyValues</c>. Null omits it.
+        /// Default <c>"PredictedLabel"</c>.
         /// </summary>
         public string? PredictedLabelColumnName { get; set; } = "PredictedLabel";
 
@@ -268,7 +313,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// <summary>
         /// Unreadable images, NaN/∞ pixels, missing labels, non-finite model scores. Default <see cref="InvalidRowHandling.Throw"/>:
         /// the cursor or prediction throws. <see cref="InvalidRowHandling.Skip"/>: the row gets an all-zero map and scores,
-        /// predicted label (and top-k classes) −1, a null overlay and the reason in <see cref="ErrorColumnName"/>.
+        /// predicted label −1 (the missing key 0 for a key label) and top-k classes −1, a null overlay and the reason in <see cref="ErrorColumnName"/>.
         /// </summary>
         public InvalidRowHandling InvalidRows { get; set; } = InvalidRowHandling.Throw;
 
@@ -286,6 +331,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
             var copy = (Options)MemberwiseClone();
             copy.Mean = (float[])(Mean?.Clone() ?? Array.Empty<float>());
             copy.Std = (float[])(Std?.Clone() ?? Array.Empty<float>());
+            copy.ClassNames = (string[]?)ClassNames?.Clone();
             return copy;
         }
     }

@@ -122,7 +122,7 @@ public static class SaliencyModel
             FlushRun();
             string settings = $"stages/{index}.saliency.json", weights = $"stages/{index}.weights.safetensors";
             Write(zip, settings, System.Text.Encoding.UTF8.GetBytes(saliency.Config.ToJson()));
-            Write(zip, weights, SaveWeights(saliency.Pool.Primary));
+            Write(zip, weights, saliency.Pool.SerializeWeights());
             manifestStages.Add(new JsonObject { ["kind"] = "saliency", ["settings"] = settings, ["weights"] = weights });
             index++;
         }
@@ -211,7 +211,7 @@ public static class SaliencyModel
                     }
                     else if (kind == "saliency")
                     {
-                        transformers.Add(LoadStage(ReadText(zip, (string)node!["settings"]!), ReadBytes(zip, (string)node["weights"]!), options));
+                        transformers.Add(LoadStage(ReadText(zip, (string)node!["settings"]!), ReadBytes(zip, (string)node["weights"]!), options, StageLog.For(mlContext)));
                     }
                     else
                     {
@@ -231,7 +231,7 @@ public static class SaliencyModel
         }
     }
 
-    private static SaliencyTransformer LoadStage(string json, byte[] weights, SaliencyModelLoadOptions options)
+    private static SaliencyTransformer LoadStage(string json, byte[] weights, SaliencyModelLoadOptions options, StageLog log)
     {
         StageConfig config;
         try
@@ -285,24 +285,13 @@ public static class SaliencyModel
                 }
             }
             config.CheckLayers(model);
-            return new SaliencyTransformer(config, ModelPool.FromLoaded(model, device, create));
+            return new SaliencyTransformer(config, ModelPool.FromLoaded(model, device, create), log);
         }
         catch
         {
             model.Dispose();
             throw;
         }
-    }
-
-    private static byte[] SaveWeights(nn.Module<Tensor, Tensor> model)
-    {
-        using var scope = torch.NewDisposeScope();
-        var state = new Dictionary<string, Tensor>();
-        foreach (var (name, tensor) in model.state_dict())
-            state[name] = tensor.detach().cpu().contiguous();
-        using var ms = new MemoryStream();
-        Safetensors.SaveStateDict(ms, state, true);
-        return ms.ToArray();
     }
 
     private static byte[] SaveMLNet(MLContext ml, ITransformer model, DataViewSchema? schema, string what)

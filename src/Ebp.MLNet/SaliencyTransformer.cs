@@ -22,21 +22,25 @@ namespace Ebp.MLNet;
 /// <item>Each forward/backward pass rents a model instance from the transformer's pool; more are created on demand
 /// with the same weights, so passes of concurrent cursors never share one. A user-supplied
 /// <see cref="SaliencyEstimator.Options.Model"/> is the exception: it is shared and calls on it are serialised.</item>
-/// <item>Dispose the transformer (or the <c>TransformerChain</c> holding it) to free the models, after its cursors and
-/// prediction engines are done.</item>
+/// <item>Dispose the transformer (or the <c>TransformerChain</c> holding it) to free the models' native memory; it keeps
+/// the weights and rebuilds a model if used again (see <see cref="Dispose"/>).</item>
 /// <item>Persistence: <c>mlContext.Model.Save</c> cannot store this stage (ML.NET's persistence API is internal to
-/// ML.NET) and throws <see cref="NotSupportedException"/>; use <see cref="SaliencyModel.Save(MLContext, ITransformer, DataViewSchema?, string)"/>.</item>
+/// ML.NET) and throws <see cref="NotSupportedException"/>, removing the file it had started; use <see cref="SaliencyModel.Save(MLContext, ITransformer, DataViewSchema?, string)"/>.</item>
 /// </list>
 /// </remarks>
 public sealed class SaliencyTransformer : ITransformer, IDisposable
 {
-    private bool _disposed;
-
-    internal SaliencyTransformer(StageConfig config, ModelPool pool)
+    internal SaliencyTransformer(StageConfig config, ModelPool pool, StageLog? log = null)
     {
         Config = config;
         Pool = pool;
+        Log = log ?? StageLog.None;
     }
+
+    internal StageLog Log { get; }
+
+    /// <summary>The class names (class-index order) from the options or the model card, or null.</summary>
+    public IReadOnlyList<string>? ClassNames => Config.ClassNames;
 
     internal StageConfig Config { get; }
 
@@ -106,7 +110,6 @@ public sealed class SaliencyTransformer : ITransformer, IDisposable
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        ObjectDisposedException.ThrowIf(_disposed, this);
         return new SaliencyDataView(this, input, Binding.Create(input.Schema, Config));
     }
 
@@ -115,13 +118,16 @@ public sealed class SaliencyTransformer : ITransformer, IDisposable
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        ObjectDisposedException.ThrowIf(_disposed, this);
         return new SaliencyRowMapper(this, Binding.Create(inputSchema, Config));
     }
 
     /// <summary>Always throws: ML.NET's model persistence is internal to ML.NET.</summary>
     /// <exception cref="NotSupportedException">Always; use <see cref="SaliencyModel.Save(MLContext, ITransformer, DataViewSchema?, string)"/>.</exception>
-    void ICanSaveModel.Save(ModelSaveContext ctx) => throw new NotSupportedException(SaveNotSupportedMessage);
+    void ICanSaveModel.Save(ModelSaveContext ctx)
+    {
+        MLNetSaveGuard.DiscardTarget(ctx);
+        throw new NotSupportedException(SaveNotSupportedMessage);
+    }
 
     internal const string SaveNotSupportedMessage =
         "The Ebp saliency stage cannot be saved with MLContext.Model.Save: ML.NET's model persistence (ModelSaveContext, " +
@@ -129,11 +135,13 @@ public sealed class SaliencyTransformer : ITransformer, IDisposable
         "inputSchema, path) and load it with SaliencyModel.Load(mlContext, path, out inputSchema); the file holds ML.NET's own " +
         "model for the other stages plus this stage's settings and weights.";
 
-    /// <summary>Frees the model instances (not a user-supplied <see cref="SaliencyEstimator.Options.Model"/>).</summary>
-    public void Dispose()
-    {
-        if (_disposed) return;
-        _disposed = true;
-        Pool.Dispose();
-    }
+    /// <summary>
+    /// Frees the model instances (not a user-supplied <see cref="SaliencyEstimator.Options.Model"/>, which stays the
+    /// caller's). The weights are kept in managed memory, so a disposed transformer still works and saves: its next
+    /// pass rebuilds one instance. This is deliberate: ML.NET's <c>PredictionEngine</c> disposes the transformer it was
+    /// created from (<c>PredictionEngineOptions.OwnsTransformer</c> defaults to true), and the caller usually still
+    /// holds it, as with ML.NET's own transformers. Cursors running while it is disposed fail with
+    /// <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public void Dispose() => Pool.Dispose();
 }

@@ -6,7 +6,7 @@ using Microsoft.ML.Transforms.Image;
 namespace Ebp.MLNet.Internal;
 
 /// <summary>How the label column encodes the class.</summary>
-internal enum LabelEncoding { None, Key, Integer }
+internal enum LabelEncoding { None, Key, Integer, Name }
 
 /// <summary>
 /// The stage bound to one input schema: the input columns it reads, the output schema, and the indices of the added
@@ -24,6 +24,13 @@ internal sealed class Binding
         ImageIsVector = imageIsVector;
         Label = label;
         LabelEncoding = labelEncoding;
+        if (imageIsVector)
+        {
+            // The image the pixels came from, read as well: a missing or truncated image is indistinguishable from a
+            // black one once it is pixels. The schema's first image column is the one LoadImages decoded (ResizeImages
+            // in place hides it but keeps it readable): null for an empty path, tagged with the file for the truncation check.
+            SourceImage = input.Where(c => c.Type is ImageDataViewType).Select(c => (DataViewSchema.Column?)c).FirstOrDefault();
+        }
         int next = input.Count;
         SaliencyIndex = next++;
         PredictedIndex = config.PredictedColumn is null ? -1 : next++;
@@ -39,6 +46,9 @@ internal sealed class Binding
     public DataViewSchema.Column Image { get; }
     public bool ImageIsVector { get; }
     public DataViewSchema.Column? Label { get; }
+
+    /// <summary>With vector input: the image column the pixels were extracted from, if the schema shows one; else null.</summary>
+    public DataViewSchema.Column? SourceImage { get; }
     public LabelEncoding LabelEncoding { get; }
     public int SaliencyIndex { get; }
     public int PredictedIndex { get; }
@@ -60,18 +70,42 @@ internal sealed class Binding
         b.AddColumn(config.OutputColumn, config.TopK > 1
             ? new VectorDataViewType(NumberDataViewType.Single, config.TopK, config.MapHeight, config.MapWidth)
             : new VectorDataViewType(NumberDataViewType.Single, config.MapHeight, config.MapWidth));
-        if (config.PredictedColumn is not null) b.AddColumn(config.PredictedColumn, NumberDataViewType.Int32);
-        if (config.ScoresColumn is not null) b.AddColumn(config.ScoresColumn, new VectorDataViewType(NumberDataViewType.Single, config.NumClasses));
+        var names = config.ClassNamesOrIndices.Select(n => n.AsMemory()).ToArray();
+        void Names(ref VBuffer<ReadOnlyMemory<char>> dst) => new VBuffer<ReadOnlyMemory<char>>(names.Length, names).CopyTo(ref dst);
+        if (config.PredictedColumn is not null)
+        {
+            if (config.PredictedIsKey)
+            {
+                var keyValues = new DataViewSchema.Annotations.Builder();
+                keyValues.Add(KeyValuesKind, new VectorDataViewType(TextDataViewType.Instance, names.Length), (ValueGetter<VBuffer<ReadOnlyMemory<char>>>)Names);
+                b.AddColumn(config.PredictedColumn, new KeyDataViewType(typeof(uint), config.NumClasses), keyValues.ToAnnotations());
+            }
+            else
+            {
+                b.AddColumn(config.PredictedColumn, NumberDataViewType.Int32);
+            }
+        }
+        if (config.ScoresColumn is not null)
+        {
+            var slotNames = new DataViewSchema.Annotations.Builder();
+            if (config.ClassNames is not null) slotNames.Add(SlotNamesKind, new VectorDataViewType(TextDataViewType.Instance, names.Length), (ValueGetter<VBuffer<ReadOnlyMemory<char>>>)Names);
+            b.AddColumn(config.ScoresColumn, new VectorDataViewType(NumberDataViewType.Single, config.NumClasses), slotNames.ToAnnotations());
+        }
         if (config.HasTopKColumn) b.AddColumn(config.TopKClassesColumn!, new VectorDataViewType(NumberDataViewType.Int32, config.TopK));
         if (config.OverlayColumn is not null) b.AddColumn(config.OverlayColumn, new ImageDataViewType(config.ImageHeight, config.ImageWidth));
         if (config.ErrorColumn is not null) b.AddColumn(config.ErrorColumn, TextDataViewType.Instance);
         return new Binding(input, b.ToSchema(), config, image, isVector, label, encoding);
     }
 
+    // ML.NET's annotation kinds (its AnnotationUtils.Kinds is internal).
+    private const string KeyValuesKind = "KeyValues";
+    private const string SlotNamesKind = "SlotNames";
+
     private static string ExpectedImageType(StageConfig c) =>
         $"Image or Vector<Single, {c.Channels}, {c.ImageHeight}, {c.ImageWidth}> (planar pixels, size {c.PixelCount})";
 
-    private const string ExpectedLabelType = "Key or an integer type (Int32, Int64, UInt32, …)";
+    private static string ExpectedLabelType(StageConfig c) =>
+        c.ClassNames is null ? "Key or an integer type (Int32, Int64, UInt32, …)" : "Key, an integer type (Int32, Int64, UInt32, …) or String (a class name)";
 
     /// <summary>Checks the image and label columns of a full schema.</summary>
     /// <param name="input">The input schema.</param>
@@ -111,9 +145,13 @@ internal sealed class Binding
             {
                 encoding = LabelEncoding.Integer;
             }
+            else if (l.Type is TextDataViewType && config.ClassNames is not null)
+            {
+                encoding = LabelEncoding.Name;
+            }
             else
             {
-                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType, l.Type.ToString()!);
+                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType(config), l.Type.ToString()!);
             }
             label = l;
         }
@@ -131,8 +169,9 @@ internal sealed class Binding
         if (config.Target == SaliencyTargetKind.LabelColumn)
         {
             var label = Find(input, config.LabelColumn!) ?? throw SchemaMismatch("label", config.LabelColumn!);
-            if (label.Kind != SchemaShape.Column.VectorKind.Scalar || !(label.IsKey || IsInteger(label.ItemType.RawType)))
-                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType, TypeString(label));
+            if (label.Kind != SchemaShape.Column.VectorKind.Scalar
+                || !(label.IsKey || IsInteger(label.ItemType.RawType) || (label.ItemType is TextDataViewType && config.ClassNames is not null)))
+                throw SchemaMismatch("label", config.LabelColumn!, ExpectedLabelType(config), TypeString(label));
         }
     }
 
@@ -141,10 +180,15 @@ internal sealed class Binding
     {
         var columns = input.ToDictionary(c => c.Name);
         columns[config.OutputColumn] = ShapeColumn(config.OutputColumn, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
+        var textNames = new SchemaShape([ShapeColumn(KeyValuesKind, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance)]);
         if (config.PredictedColumn is not null)
-            columns[config.PredictedColumn] = ShapeColumn(config.PredictedColumn, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Int32);
+            columns[config.PredictedColumn] = config.PredictedIsKey
+                ? ShapeColumn(config.PredictedColumn, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, isKey: true, textNames)
+                : ShapeColumn(config.PredictedColumn, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.Int32);
         if (config.ScoresColumn is not null)
-            columns[config.ScoresColumn] = ShapeColumn(config.ScoresColumn, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single);
+            columns[config.ScoresColumn] = ShapeColumn(config.ScoresColumn, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false,
+                config.ClassNames is null ? null
+                    : new SchemaShape([ShapeColumn(SlotNamesKind, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance)]));
         if (config.HasTopKColumn)
             columns[config.TopKClassesColumn!] = ShapeColumn(config.TopKClassesColumn!, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Int32);
         if (config.OverlayColumn is not null)
@@ -165,6 +209,7 @@ internal sealed class Binding
             {
                 result[Image.Index] = Image;
                 if (Label is { } l) result[l.Index] = l;
+                if (SourceImage is { } src) result[src.Index] = src;
             }
             else
             {
@@ -186,14 +231,15 @@ internal sealed class Binding
     /// the public read-only fields of a default value are filled in place; the fields are the documented public
     /// surface, checked at compile time.
     /// </summary>
-    private static SchemaShape.Column ShapeColumn(string name, SchemaShape.Column.VectorKind kind, DataViewType itemType)
+    private static SchemaShape.Column ShapeColumn(string name, SchemaShape.Column.VectorKind kind, DataViewType itemType,
+                                                  bool isKey = false, SchemaShape? annotations = null)
     {
         var column = default(SchemaShape.Column);
         Unsafe.AsRef(in column.Name) = name;
         Unsafe.AsRef(in column.Kind) = kind;
         Unsafe.AsRef(in column.ItemType) = itemType;
-        Unsafe.AsRef(in column.IsKey) = false;
-        Unsafe.AsRef(in column.Annotations) = new SchemaShape(Array.Empty<SchemaShape.Column>());
+        Unsafe.AsRef(in column.IsKey) = isKey;
+        Unsafe.AsRef(in column.Annotations) = annotations ?? new SchemaShape(Array.Empty<SchemaShape.Column>());
         return column;
     }
 

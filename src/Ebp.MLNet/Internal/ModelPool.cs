@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Ebp.Models;
 using Ebp.Weights;
+using TorchSharp.PyBridge;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -46,11 +47,16 @@ internal sealed class ModelPool : IDisposable
     private readonly ConcurrentBag<nn.Module<Tensor, Tensor>> _free = new();
     private readonly List<nn.Module<Tensor, Tensor>> _all = new();
     private readonly Device _device;
-    private volatile bool _disposed;
+    private nn.Module<Tensor, Tensor> _primary;
+    // After Dispose: the primary instance's weights (safetensors bytes, managed memory), from which the pool rebuilds an
+    // instance if the transformer is used again. ML.NET's PredictionEngine disposes the transformer it was made from,
+    // which the caller usually still holds.
+    private byte[]? _released;
+    private int _generation;
 
     private ModelPool(nn.Module<Tensor, Tensor> primary, bool owned, Device device, Func<nn.Module<Tensor, Tensor>>? createArchitecture)
     {
-        Primary = primary;
+        _primary = primary;
         _owned = owned;
         _device = device;
         _createArchitecture = createArchitecture;
@@ -59,10 +65,23 @@ internal sealed class ModelPool : IDisposable
     }
 
     /// <summary>The first instance: it defines the weights of all others and is what gets saved.</summary>
-    public nn.Module<Tensor, Tensor> Primary { get; }
+    public nn.Module<Tensor, Tensor> Primary
+    {
+        get
+        {
+            lock (_all)
+            {
+                Revive();
+                return _primary;
+            }
+        }
+    }
 
     /// <summary>How many instances exist (for tests and diagnostics).</summary>
     public int InstanceCount { get { lock (_all) return _all.Count; } }
+
+    /// <summary>Whether the model instances were released by Dispose (and not rebuilt since).</summary>
+    public bool IsReleased { get { lock (_all) return _released is not null; } }
 
     /// <summary>Parses a device string and checks that TorchSharp can use it.</summary>
     public static Device ParseDevice(string device)
@@ -70,7 +89,7 @@ internal sealed class ModelPool : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(device);
         string cudaMessage =
             $"Device \"{device}\" was requested but CUDA is not available. CUDA needs a CUDA build of TorchSharp " +
-            "(reference TorchSharp-cuda-linux or TorchSharp-cuda-windows instead of TorchSharp-cpu) and an NVIDIA driver.";
+            "(reference TorchSharp-cuda-linux or TorchSharp-cuda-windows instead of TorchSharp-cpu) and an NVIDIA driver; use Device = \"cpu\" otherwise.";
         bool wantsCuda = device.Trim().StartsWith("cuda", StringComparison.OrdinalIgnoreCase);
         if (wantsCuda && !torch.cuda.is_available()) throw new ArgumentException(cudaMessage, "options");
         Device d;
@@ -111,11 +130,70 @@ internal sealed class ModelPool : IDisposable
         model.eval();
     }
 
+    /// <summary>
+    /// The primary instance's <c>state_dict</c> as safetensors bytes.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The model holds no weights any more (a user-supplied module that was disposed).</exception>
+    public byte[] SerializeWeights()
+    {
+        lock (_all)
+        {
+            if (_released is not null) return _released;
+            return Serialize(_primary);
+        }
+    }
+
+    private static byte[] Serialize(nn.Module<Tensor, Tensor> model)
+    {
+        using var scope = torch.NewDisposeScope();
+        var state = new Dictionary<string, Tensor>();
+        foreach (var (name, tensor) in model.state_dict())
+        {
+            if (tensor is null || tensor.IsInvalid)
+                throw new ObjectDisposedException(nameof(SaliencyTransformer), $"The saliency stage's model was disposed (its weight '{name}' is gone); nothing can be saved.");
+            state[name] = tensor.detach().cpu().contiguous();
+        }
+        if (state.Count == 0)
+            throw new ObjectDisposedException(nameof(SaliencyTransformer),
+                "The saliency stage's model holds no weights (it was disposed); saving it would write an empty, unloadable stage.");
+        using var ms = new MemoryStream();
+        Safetensors.SaveStateDict(ms, state, true);
+        return ms.ToArray();
+    }
+
+    /// <summary>Rebuilds the primary instance from the weights kept by <see cref="Dispose"/>. Caller holds the lock.</summary>
+    private void Revive()
+    {
+        if (_released is null) return;
+        var model = _createArchitecture!() ?? throw new InvalidOperationException("The model factory returned null.");
+        try
+        {
+            using (var scope = torch.NewDisposeScope())
+            using (var stream = new MemoryStream(_released))
+                WeightLoader.LoadStateDict(model, Safetensors.LoadStateDict(stream, true), strict: true);
+            Prepare(model, _device);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        _primary = model;
+        _all.Add(model);
+        _free.Add(model);
+        _released = null;
+    }
+
     public Lease Rent()
     {
-        ObjectDisposedException.ThrowIf(_disposed, typeof(SaliencyTransformer));
-        if (!_owned) return new Lease(this, Primary, pooled: false);
-        if (_free.TryTake(out var model)) return new Lease(this, model, pooled: true);
+        int generation;
+        lock (_all)
+        {
+            Revive();
+            generation = _generation;
+        }
+        if (!_owned) return new Lease(this, _primary, pooled: false, generation);
+        if (_free.TryTake(out var model)) return new Lease(this, model, pooled: true, generation);
 
         var created = _createArchitecture!() ?? throw new InvalidOperationException("The model factory returned null.");
         try
@@ -132,32 +210,38 @@ internal sealed class ModelPool : IDisposable
         }
         lock (_all)
         {
-            if (_disposed)
+            if (_generation != generation)
             {
                 created.Dispose();
                 throw new ObjectDisposedException(nameof(SaliencyTransformer));
             }
             _all.Add(created);
         }
-        return new Lease(this, created, pooled: true);
+        return new Lease(this, created, pooled: true, generation);
     }
 
-    private void Return(nn.Module<Tensor, Tensor> model)
+    private void Return(nn.Module<Tensor, Tensor> model, int generation)
     {
-        if (!_disposed) _free.Add(model);
+        lock (_all)
+            if (_generation == generation) _free.Add(model);
     }
 
+    /// <summary>
+    /// Frees the model instances (a user-supplied module is never disposed). The weights are kept in managed memory, so
+    /// the transformer can still be used and saved; its next pass rebuilds one instance.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
         if (!_owned) return;
         lock (_all)
         {
+            if (_released is not null) return;
+            _released = Serialize(_primary);
+            _generation++;
             foreach (var m in _all) m.Dispose();
             _all.Clear();
+            _free.Clear();
         }
-        _free.Clear();
     }
 
     /// <summary>One rented model instance; dispose to give it back.</summary>
@@ -165,26 +249,33 @@ internal sealed class ModelPool : IDisposable
     {
         private readonly ModelPool _pool;
         private readonly bool _pooled;
+        private readonly int _generation;
         private bool _returned;
 
-        internal Lease(ModelPool pool, nn.Module<Tensor, Tensor> model, bool pooled)
+        internal Lease(ModelPool pool, nn.Module<Tensor, Tensor> model, bool pooled, int generation)
         {
             _pool = pool;
             Model = model;
             Explainer = new SaliencyExplainer(model);
             _pooled = pooled;
+            _generation = generation;
         }
 
         public nn.Module<Tensor, Tensor> Model { get; }
         public SaliencyExplainer Explainer { get; }
 
-        public void CheckAlive() => ObjectDisposedException.ThrowIf(_pool._disposed, typeof(SaliencyTransformer));
+        /// <summary>Throws if the transformer was disposed after this instance was rented (the instance is gone).</summary>
+        public void CheckAlive()
+        {
+            lock (_pool._all)
+                ObjectDisposedException.ThrowIf(_pool._generation != _generation, typeof(SaliencyTransformer));
+        }
 
         public void Dispose()
         {
             if (_returned) return;
             _returned = true;
-            if (_pooled) _pool.Return(Model);
+            if (_pooled) _pool.Return(Model, _generation);
         }
     }
 }

@@ -52,6 +52,9 @@ internal sealed class RowReader
     private readonly ValueGetter<VBuffer<float>>? _vectorGetter;
     private readonly Func<long>? _labelGetter;
     private VBuffer<float> _vector;
+    private readonly ValueGetter<MLImage>? _sourceImageGetter;
+    private MLImage? _sourceImage;
+    private string? _lastLabelName;
 
     public RowReader(DataViewRow row, Binding binding)
     {
@@ -59,7 +62,27 @@ internal sealed class RowReader
         _config = binding.Config;
         if (binding.ImageIsVector) _vectorGetter = row.GetGetter<VBuffer<float>>(binding.Image);
         else _imageGetter = row.GetGetter<MLImage>(binding.Image);
-        if (binding.Label is { } label) _labelGetter = MakeLabelGetter(row, label, binding.LabelEncoding);
+        if (binding.SourceImage is { } source) _sourceImageGetter = row.GetGetter<MLImage>(source);
+        if (binding.Label is { } label)
+        {
+            if (binding.LabelEncoding == LabelEncoding.Name)
+            {
+                var names = _config.ClassNames!.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => (long)p.i, StringComparer.Ordinal);
+                var g = row.GetGetter<ReadOnlyMemory<char>>(label);
+                // A name the model does not know is a missing label (−1), reported with the name.
+                _labelGetter = () =>
+                {
+                    ReadOnlyMemory<char> v = default;
+                    g(ref v);
+                    _lastLabelName = v.ToString();
+                    return names.TryGetValue(_lastLabelName, out var cls) ? cls : -1;
+                };
+            }
+            else
+            {
+                _labelGetter = MakeLabelGetter(row, label, binding.LabelEncoding);
+            }
+        }
     }
 
     /// <summary>Reads the current row; an unreadable image or label is recorded in <see cref="RowInput.Error"/>.</summary>
@@ -79,6 +102,30 @@ internal sealed class RowReader
             if (keptError is not null) throw keptError;
             if (_vectorGetter is not null)
             {
+                if (_sourceImageGetter is not null)
+                {
+                    var column = _binding.SourceImage!.Value.Name;
+                    try
+                    {
+                        _sourceImageGetter(ref _sourceImage!);
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        dst.Error = $"the image in column '{column}' (the source of '{_config.InputColumn}') could not be read: {e.Message}";
+                        dst.ErrorCause = e;
+                        return;
+                    }
+                    if (_sourceImage is null)
+                    {
+                        dst.Error = $"the image in column '{column}' (the source of '{_config.InputColumn}') is missing (null, e.g. an empty path)";
+                        return;
+                    }
+                    if (ImageIntegrity.Problem(_sourceImage) is { } problem)
+                    {
+                        dst.Error = $"the image in column '{column}' (the source of '{_config.InputColumn}') {problem}";
+                        return;
+                    }
+                }
                 _vectorGetter(ref _vector);
                 if (_vector.Length != _config.PixelCount)
                 {
@@ -96,6 +143,11 @@ internal sealed class RowReader
                 if (image is null)
                 {
                     dst.Error = $"the image in column '{_config.InputColumn}' is missing (null, e.g. an empty path)";
+                    return;
+                }
+                if (ImageIntegrity.Problem(image) is { } problem)
+                {
+                    dst.Error = $"the image in column '{_config.InputColumn}' {problem}";
                     return;
                 }
                 Pixels.FromImage(image, _config, dst.Pixels, dst.Display);
@@ -128,7 +180,9 @@ internal sealed class RowReader
                 return;
             }
             long cls = _binding.LabelEncoding == LabelEncoding.Key ? raw - 1 : raw;
-            if (cls < 0)
+            if (cls < 0 && _binding.LabelEncoding == LabelEncoding.Name)
+                dst.Error = $"the label in column '{_config.LabelColumn}' is \"{_lastLabelName}\", which is not one of the model's class names";
+            else if (cls < 0)
                 dst.Error = $"the label in column '{_config.LabelColumn}' is missing ({(_binding.LabelEncoding == LabelEncoding.Key ? "key value 0" : $"value {raw}")})";
             else if (cls >= _config.NumClasses)
                 dst.Error = $"the label in column '{_config.LabelColumn}' is class {cls}, but the model has {_config.NumClasses} classes (0..{_config.NumClasses - 1})";

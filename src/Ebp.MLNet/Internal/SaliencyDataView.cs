@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 
 namespace Ebp.MLNet.Internal;
 
@@ -35,8 +36,20 @@ internal sealed class SaliencyDataView : IDataView
             if (c.Index < 0 || c.Index >= Schema.Count || Schema[c.Index].Name != c.Name)
                 throw new ArgumentOutOfRangeException(nameof(columnsNeeded), $"Column '{c.Name}' (index {c.Index}) is not a column of this data view.");
         var inputColumns = _binding.Dependencies(needed).ToList();
-        var cursor = _input.GetRowCursor(inputColumns, rand);
-        return new Cursor(_parent, _binding, cursor, needed);
+        return new Cursor(_parent, _binding, SingleCursor(_input, inputColumns, rand), needed);
+    }
+
+    /// <summary>
+    /// One sequential input cursor. <c>GetRowCursor</c> of an ML.NET transform may split the work over threads, whose
+    /// workers call every getter eagerly and end the whole cursor on the first failing row (a missing image file); a
+    /// cursor set of one runs on this thread and lets the stage read, and catch, each row's values itself.
+    /// </summary>
+    private static DataViewRowCursor SingleCursor(IDataView input, IReadOnlyList<DataViewSchema.Column> columns, Random? rand)
+    {
+        var set = input.GetRowCursorSet(columns, 1, rand);
+        if (set.Length == 1) return set[0];
+        foreach (var c in set) c.Dispose();
+        return input.GetRowCursor(columns, rand);
     }
 
     /// <summary>Returns one cursor: batching happens inside it.</summary>
@@ -64,6 +77,7 @@ internal sealed class SaliencyDataView : IDataView
         private int _slot = -1;
         private bool _inputDone;
         private Exception? _failure;
+        private readonly IChannel? _channel; // this cursor's log messages (batches, skipped rows)
 
         private long _position = -1;
         private bool _disposed;
@@ -92,6 +106,7 @@ internal sealed class SaliencyDataView : IDataView
             }
             _ids = new DataViewRowId[_capacity];
             _inputIdGetter = input.GetIdGetter();
+            _channel = parent.Log.Start();
             foreach (var c in needed)
                 if (!binding.IsAdded(c.Index))
                     _buffers[c.Index] = ColumnBuffer.Create(input, binding.Input[c.Index], _capacity);
@@ -185,6 +200,11 @@ internal sealed class SaliencyDataView : IDataView
             // and a cursor that is never disposed holds none.
             using (var lease = _parent.Pool.Rent())
                 _computer!.Compute(lease, _inputs, _outputs, _count);
+            long first = _position + 1;
+            _channel?.Trace(MessageSensitivity.None, $"Batch of rows {first}–{first + _count - 1} computed.");
+            for (int i = 0; i < _count; i++)
+                if (_outputs[i].Error.Length > 0)
+                    _channel?.Warning(MessageSensitivity.None, $"Row {first + i} skipped: {_outputs[i].Error}.");
             return true;
         }
 
@@ -233,6 +253,7 @@ internal sealed class SaliencyDataView : IDataView
             if (disposing)
             {
                 _input.Dispose();
+                _channel?.Dispose();
             }
             base.Dispose(disposing);
         }
@@ -246,6 +267,8 @@ internal static class OutputGetters
     {
         if (index == binding.SaliencyIndex) return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) => Fill(current().Map, ref dst));
         if (index == binding.ScoresIndex) return (ValueGetter<VBuffer<float>>)((ref VBuffer<float> dst) => Fill(current().Scores, ref dst));
+        if (index == binding.PredictedIndex && binding.Config.PredictedIsKey)
+            return (ValueGetter<uint>)((ref uint dst) => dst = (uint)(current().Predicted + 1)); // key: class + 1, 0 = missing (skipped)
         if (index == binding.PredictedIndex) return (ValueGetter<int>)((ref int dst) => dst = current().Predicted);
         if (index == binding.TopKIndex) return (ValueGetter<VBuffer<int>>)((ref VBuffer<int> dst) => Fill(current().TopKClasses, ref dst));
         if (index == binding.OverlayIndex) return (ValueGetter<MLImage>)((ref MLImage dst) => dst = current().Overlay!);

@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
 
 namespace Ebp.MLNet.Internal;
 
@@ -106,6 +107,11 @@ internal sealed class SaliencyRowMapper : IRowToRowMapper
                 using (var lease = _parent.Pool.Rent())
                     _computer!.Compute(lease, _inputs, _outputs, 1);
                 _computedPosition = position;
+                if (_outputs[0].Error.Length > 0)
+                {
+                    using var channel = _parent.Log.Start();
+                    channel?.Warning(MessageSensitivity.None, $"Row {position} skipped: {_outputs[0].Error}.");
+                }
             }
             return _outputs[0];
         }

@@ -17,8 +17,11 @@ internal enum ModelSourceKind { Zoo, Spec, Factory, Module }
 /// </summary>
 internal sealed record StageConfig
 {
-    /// <summary>2 added <see cref="TopK"/>, <see cref="TopKClassesColumn"/> and <see cref="ErrorColumn"/>; version 1 files still load.</summary>
-    public const int FormatVersion = 2;
+    /// <summary>
+    /// 2 added <see cref="TopK"/>, <see cref="TopKClassesColumn"/> and <see cref="ErrorColumn"/>; 3 added <see cref="ClassNames"/>
+    /// and <see cref="PredictedLabelFormat"/>. Older files still load.
+    /// </summary>
+    public const int FormatVersion = 3;
 
     public int Version { get; init; } = FormatVersion;
     public string OutputColumn { get; init; } = "Saliency";
@@ -55,6 +58,17 @@ internal sealed record StageConfig
     public string? ErrorColumn { get; init; } = "SaliencyError";
     public int TopK { get; init; } = 1;
     public string? TopKClassesColumn { get; init; } = "TopKClasses";
+    /// <summary>Class names in class-index order, or null (version 3).</summary>
+    public string[]? ClassNames { get; init; }
+    /// <summary>The predicted-label column's type as asked for (version 3; older files: <see cref="PredictedLabelFormat.Index"/>).</summary>
+    public PredictedLabelFormat PredictedLabelFormat { get; init; } = PredictedLabelFormat.Index;
+
+    /// <summary>Whether the predicted-label column is an ML.NET key (class + 1, with the class names as key values).</summary>
+    [JsonIgnore] public bool PredictedIsKey => PredictedLabelFormat == PredictedLabelFormat.Key
+                                              || (PredictedLabelFormat == PredictedLabelFormat.Auto && ClassNames is not null);
+
+    /// <summary>The key values of the predicted label and the slot names of the scores: the class names, or "0", "1", ….</summary>
+    [JsonIgnore] public string[] ClassNamesOrIndices => ClassNames ?? Enumerable.Range(0, NumClasses).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
 
     // Resolved from the model.
     public int NumClasses { get; init; }
@@ -91,6 +105,8 @@ internal sealed record StageConfig
         if (c.TopK < 1 || c.TopK > c.NumClasses)
             throw new InvalidDataException($"The saliency stage settings hold TopK = {c.TopK}; it must be in 1..{c.NumClasses}.");
         c.CheckTopK();
+        if (c.ClassNames is { } names && names.Length != c.NumClasses)
+            throw new InvalidDataException($"The saliency stage settings list {names.Length} class names for a model of {c.NumClasses} classes.");
         return c with { Version = FormatVersion };
     }
 
@@ -107,7 +123,7 @@ internal sealed record StageConfig
                       + (o.ModelFactory is not null ? 1 : 0) + (o.Model is not null ? 1 : 0);
         if (sources != 1)
             throw new ArgumentException(
-                $"Set exactly one model source: Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model ({sources} are set).", p);
+                $"Set exactly one model source: ModelCardPath (a model card), Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model ({sources} are set).", p);
         var source = o.Architecture is not null ? ModelSourceKind.Zoo
             : o.ModelSpecJson is not null ? ModelSourceKind.Spec
             : o.ModelFactory is not null ? ModelSourceKind.Factory : ModelSourceKind.Module;
@@ -122,7 +138,6 @@ internal sealed record StageConfig
         if (o.WeightsPath is not null && o.WeightsPath.Length == 0)
             throw new ArgumentException("WeightsPath must not be empty (null means: no weight file).", p);
 
-        if (o.SaliencyLayer is null) throw new ArgumentException("SaliencyLayer must not be null (\"\" is the input).", p);
         if (o.Method == SaliencyMethod.ContrastiveExcitationBackprop && string.IsNullOrEmpty(o.ContrastLayer))
             throw new ArgumentException("Contrastive Excitation Backprop needs ContrastLayer (e.g. 'classifier.4' for VGG16, 'avgpool' for ResNet).", p);
         if (o.Method != SaliencyMethod.ContrastiveExcitationBackprop && (o.ContrastLayer is not null || o.ClassifierLayer is not null))
@@ -131,7 +146,7 @@ internal sealed record StageConfig
             throw new ArgumentException($"SmoothingSigma must be a non-negative fraction of the map size (got {s}).", p);
         if (o.BatchSize < 1) throw new ArgumentException($"BatchSize must be at least 1 (got {o.BatchSize}).", p);
         if (string.IsNullOrWhiteSpace(o.Device)) throw new ArgumentException("Device must be a TorchSharp device string such as \"cpu\" or \"cuda\".", p);
-        if (o.ImageWidth < 1 || o.ImageHeight < 1)
+        if (o.ImageWidth is not > 0 || o.ImageHeight is not > 0)
             throw new ArgumentException($"ImageWidth and ImageHeight must be positive (got {o.ImageWidth}×{o.ImageHeight}).", p);
         if (o.Mean is not { Length: 1 or 3 } || o.Mean.Any(m => !float.IsFinite(m)))
             throw new ArgumentException("Mean must hold one finite value per model input channel (1 or 3), in model order.", p);
@@ -140,6 +155,8 @@ internal sealed record StageConfig
         if (!(o.Scale > 0) || !float.IsFinite(o.Scale)) throw new ArgumentException($"Scale must be positive (got {o.Scale}).", p);
         if (!(o.OverlayAlpha >= 0 && o.OverlayAlpha <= 1)) throw new ArgumentException($"OverlayAlpha must be in [0, 1] (got {o.OverlayAlpha}).", p);
         if (o.TopK < 1) throw new ArgumentException($"TopK must be at least 1 (got {o.TopK}).", p);
+        if (o.ClassNames is { } names && (names.Length == 0 || names.Any(n => n is null) || names.Distinct(StringComparer.Ordinal).Count() != names.Length))
+            throw new ArgumentException("ClassNames must list each class once, in class-index order (no null or repeated name).", p);
 
         switch (o.Target)
         {
@@ -171,7 +188,7 @@ internal sealed record StageConfig
             ArchitectureClasses = o.NumClasses,
             ModelSpecJson = o.ModelSpecJson,
             Method = o.Method,
-            SaliencyLayer = o.SaliencyLayer,
+            SaliencyLayer = o.SaliencyLayer ?? "",
             ContrastLayer = o.ContrastLayer,
             ClassifierLayer = o.ClassifierLayer,
             Resolution = o.Resolution,
@@ -179,8 +196,10 @@ internal sealed record StageConfig
             SmoothingSigma = o.SmoothingSigma,
             BatchSize = o.BatchSize,
             Device = o.Device,
-            ImageWidth = o.ImageWidth,
-            ImageHeight = o.ImageHeight,
+            ImageWidth = o.ImageWidth!.Value,
+            ImageHeight = o.ImageHeight!.Value,
+            ClassNames = (string[]?)o.ClassNames?.Clone(),
+            PredictedLabelFormat = o.PredictedLabelFormat,
             Mean = (float[])o.Mean.Clone(),
             Std = (float[])o.Std.Clone(),
             ChannelOrder = o.ChannelOrder,
@@ -282,7 +301,9 @@ internal sealed record StageConfig
         if (lastModule is Linear linear) classes = checked((int)linear.out_features);
 
         int mapH = ImageHeight, mapW = ImageWidth;
-        if (classes == 0 || Resolution == MapResolution.Native)
+        // Contrastive EBP: the engine learns the layer order from the forward pass, so one probe pass on a constant
+        // image checks it here, at Fit, instead of at the first batch.
+        if (classes == 0 || Resolution == MapResolution.Native || Method == SaliencyMethod.ContrastiveExcitationBackprop)
         {
             using var scope = torch.NewDisposeScope();
             var device = model.parameters().FirstOrDefault()?.device ?? torch.CPU;
@@ -294,8 +315,8 @@ internal sealed record StageConfig
             }
             catch (Exception e) when (e is ArgumentException or InvalidOperationException or UnsupportedLayerException or EbpRuleException)
             {
-                throw new ArgumentException(
-                    $"The saliency configuration does not work with this model on {ImageWidth}×{ImageHeight} images: {e.Message}", "options", e);
+                throw new ArgumentOutOfRangeException(
+                    $"The saliency configuration does not work with this model on {ImageWidth}×{ImageHeight} images: {e.Message}", e) ;
             }
             using (result)
             {
@@ -309,6 +330,9 @@ internal sealed record StageConfig
             }
         }
         CheckTopKClasses(classes);
+        if (ClassNames is { } names && names.Length != classes)
+            throw new ArgumentOutOfRangeException("options", names.Length,
+                $"{names.Length} class names are given but the model has {classes} classes; list one name per class, in class-index order.");
         if (Target == SaliencyTargetKind.FixedClass && TargetClass >= classes)
             throw new ArgumentOutOfRangeException("options", TargetClass, $"TargetClass {TargetClass} is out of range: the model has {classes} classes (0..{classes - 1}).");
         return this with { NumClasses = classes, MapHeight = mapH, MapWidth = mapW };
