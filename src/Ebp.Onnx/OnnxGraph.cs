@@ -1,0 +1,60 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ebp.Onnx;
+
+/// <summary>
+/// An imported ONNX graph as a TorchSharp module. Every operator that computes on activations is a child
+/// module named after its ONNX node (PyTorch exports: the exporting module's name, such as <c>features.23</c>
+/// or <c>layer1.0.conv1</c>), invoked with <c>.call</c>, so Ebp's rules and hooks apply. Shape arithmetic
+/// (Shape, Gather, Concat of shapes …) runs as plain tensor code. The module returns the logits, before a
+/// final Softmax/LogSoftmax.
+/// </summary>
+public sealed class OnnxGraph : nn.Module<Tensor, Tensor>
+{
+    internal sealed record Step(string Name, string[] Inputs, string Output, Func<Tensor[], Tensor> Run, nn.Module? Module);
+
+    private readonly List<Step> _steps;
+    private readonly Dictionary<string, Tensor> _constants;
+    private readonly string _input, _output;
+
+    internal IReadOnlyList<Step> Steps => _steps;
+
+    internal OnnxGraph(string name, string input, string output, List<Step> steps, Dictionary<string, Tensor> constants,
+                       IEnumerable<(string Name, nn.Module Module)> modules) : base(name)
+    {
+        _input = input;
+        _output = output;
+        _steps = steps;
+        _constants = constants;
+        foreach (var (n, m) in modules) register_module(n, m);
+    }
+
+    /// <summary>Runs the graph on <paramref name="input"/> (the ONNX input's layout) and returns the logits.</summary>
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var values = new Dictionary<string, Tensor> { [_input] = input };
+        foreach (var step in _steps)
+        {
+            var args = new Tensor[step.Inputs.Length];
+            for (int i = 0; i < args.Length; i++)
+                args[i] = values.TryGetValue(step.Inputs[i], out var v) ? v : _constants[step.Inputs[i]];
+            values[step.Output] = step.Run(args);
+        }
+        var result = values[_output];
+        // The graph may be the identity on its input; never hand back the caller's own tensor.
+        if (ReferenceEquals(result, input)) result = input.alias();
+        return result.MoveToOuterDisposeScope();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            foreach (var t in _constants.Values) t.Dispose();
+            _constants.Clear();
+        }
+        base.Dispose(disposing);
+    }
+}
