@@ -27,7 +27,22 @@ public sealed class OnnxGraph : nn.Module<Tensor, Tensor>
         _output = output;
         _steps = steps;
         _constants = constants;
-        foreach (var (n, m) in modules) register_module(n, m);
+        // TorchSharp names may not hold dots: "layer1.0.conv1" becomes layer1 → 0 → conv1, as in PyTorch, so
+        // named_modules() and state_dict() show the exporter's names. A module whose name prefixes others
+        // (a stage's ScopeOutput) is itself their container.
+        var list = modules.ToList();
+        var byName = list.ToDictionary(m => m.Name, m => m.Module);
+        var placed = new Dictionary<string, nn.Module>();
+        nn.Module Place(string fullName)
+        {
+            if (placed.TryGetValue(fullName, out var done)) return done;
+            int dot = fullName.LastIndexOf('.');
+            var parent = dot < 0 ? this : Place(fullName[..dot]);
+            var module = byName.TryGetValue(fullName, out var m) ? m : new OnnxScope(fullName[(dot + 1)..]);
+            parent.register_module(fullName[(dot + 1)..], module);
+            return placed[fullName] = module;
+        }
+        foreach (var (n, _) in list) Place(n);
     }
 
     /// <summary>Runs the graph on <paramref name="input"/> (the ONNX input's layout) and returns the logits.</summary>
@@ -46,6 +61,12 @@ public sealed class OnnxGraph : nn.Module<Tensor, Tensor>
         // The graph may be the identity on its input; never hand back the caller's own tensor.
         if (ReferenceEquals(result, input)) result = input.alias();
         return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A naming container of the exporter's module hierarchy; it never runs.</summary>
+    private sealed class OnnxScope : nn.Module
+    {
+        public OnnxScope(string name) : base(name) { }
     }
 
     protected override void Dispose(bool disposing)

@@ -18,6 +18,7 @@ public sealed class RuntimeParityTests
     [DataRow("softmax_head.onnx")]
     [DataRow("opset9_flatten.onnx")]
     [DataRow("squeeze_excite.onnx")]
+    [DataRow("lrn_gemm.onnx")]
     [DataRow("external/vgg_bn_external.onnx")]
     [DataRow("reference/resnet_bottleneck_ebp_layer3.onnx")]
     public void LogitsEqualOnnxRuntime(string fixture)

@@ -216,7 +216,7 @@ class KerasLikeNhwc(nn.Module):
 
 
 class SoftmaxHead(nn.Module):
-    """Input normalisation by constants, LRN, Clip, a Gemm, and a final Softmax."""
+    """Input normalisation by constants, Clip, a Gemm, and a final Softmax."""
 
     def __init__(self, classes=10):
         super().__init__()
@@ -224,7 +224,6 @@ class SoftmaxHead(nn.Module):
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
         self.conv1 = nn.Conv2d(3, 8, 5, stride=2, padding=2)
         self.relu1 = nn.ReLU()
-        self.norm1 = nn.LocalResponseNorm(3, alpha=1e-3, beta=0.75, k=2.0)
         self.pool1 = nn.MaxPool2d(3, 2, padding=1)
         self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
         self.act2 = nn.Hardtanh(0.0, 4.0)
@@ -233,7 +232,7 @@ class SoftmaxHead(nn.Module):
 
     def forward(self, x):
         x = (x - self.mean) / self.std
-        x = self.pool1(self.norm1(self.relu1(self.conv1(x))))
+        x = self.pool1(self.relu1(self.conv1(x)))
         x = self.pool2(self.act2(self.conv2(x)))
         return torch.softmax(self.fc(torch.flatten(x, 1)), dim=1)
 
@@ -296,6 +295,28 @@ class CumSumModel(nn.Module):
 
     def forward(self, x):
         return self.fc(torch.cumsum(x, 1))
+
+
+def lrn_model():
+    """torch exports LocalResponseNorm as a decomposition; the LRN operator itself (AlexNet, GoogLeNet) is written by hand."""
+    g = np.random.default_rng(5)
+    w = numpy_helper.from_array(g.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "conv.weight")
+    fw = numpy_helper.from_array(g.normal(0, 0.3, (5, 4 * 4 * 4)).astype(np.float32), "fc.weight")
+    # The bias in the typed float_data field (not raw_data), as some exporters write small tensors.
+    fb = helper.make_tensor("fc.bias", onnx.TensorProto.FLOAT, [5], g.normal(0, 0.1, (5,)).astype(np.float32).tolist())
+    nodes = [
+        helper.make_node("Conv", ["input", "conv.weight"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("LRN", ["r"], ["n"], name="norm", size=3, alpha=1e-2, beta=0.75, bias=2.0),
+        helper.make_node("MaxPool", ["n"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["output"], name="fc", transB=1, alpha=0.5, beta=2.0),
+    ]
+    graph = helper.make_graph(nodes, "lrn", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, 5])], [w, fw, fb])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    m.ir_version = 7
+    onnx.save(m, os.path.join(OUT, "lrn_gemm.onnx"))
 
 
 def read_safetensors(path):
@@ -391,6 +412,7 @@ def main():
     e = m.metadata_props.add()
     e.key, e.value = "class_names", json.dumps([f"class_{i}" for i in range(10)])
     onnx.save(m, os.path.join(OUT, "softmax_head.onnx"))
+    lrn_model()
     reference_models()
     bad_files()
 

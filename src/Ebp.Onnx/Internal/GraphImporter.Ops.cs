@@ -382,7 +382,12 @@ internal sealed partial class GraphImporter
         bool fits = IsSymmetric(pads, out var sym) && sym.Select((p, i) => p <= kernel[i] / 2).All(v => v);
         if (!fits)
         {
-            if (!max && !countPad) throw Fail(node, "asymmetric pads with count_include_pad = 0");
+            if (!max && !countPad)
+            {
+                if (dims != 2 || ceil) throw Fail(node, "asymmetric pads with count_include_pad = 0 outside 2-D pooling without ceil_mode");
+                SimpleNamed(node, index, n => new PaddedAveragePool(n, kernel, strides, pads));
+                return;
+            }
             // Pad explicitly: −∞ for max pooling, 0 for average pooling that counts the padding.
             var padName = _naming.Unique(name + "_pad");
             var pad = new OnnxPad(padName, [0, 0, .. pads[..dims], 0, 0, .. pads[dims..]], PaddingModes.Constant, max ? double.NegativeInfinity : 0);
@@ -638,35 +643,33 @@ internal sealed partial class GraphImporter
             foreach (var container in _naming.Containers)
                 if (scope.StartsWith(container + ".", StringComparison.Ordinal)) lastStepOfScope[container] = i;
         }
-        // Insert from the back so indices stay valid; innermost scope first at the same position.
-        foreach (var (scope, at) in lastStepOfScope.OrderByDescending(p => p.Value).ThenBy(p => p.Key.Length))
+        // Insert from the back so indices stay valid; at one position the innermost scope comes first and the
+        // outer ones chain on it (layer3.5 → layer3).
+        foreach (var group in lastStepOfScope.GroupBy(p => p.Value).OrderByDescending(g => g.Key))
         {
-            if (used.Contains(scope) || !_naming.TryReserve(scope)) continue;
+            int at = group.Key;
             var output = _steps[at].Output;
             if (!SingleLive(at, output)) continue;
-            var module = new ScopeOutput(scope);
-            var alias = output + "#" + scope;
-            _modules.Add((scope, module));
-            var step = new OnnxGraph.Step(scope, [output], alias, Call(module), module);
-            // Later consumers of the scope's output read the marker's output instead.
-            for (int j = at + 1; j < _steps.Count; j++)
-            {
-                var s = _steps[j];
-                if (s.Inputs.Contains(output)) _steps[j] = s with { Inputs = s.Inputs.Select(n => n == output ? alias : n).ToArray() };
-            }
+            var current = output;
             int insert = at + 1;
-            while (insert < _steps.Count && _steps[insert].Module is ScopeOutput && _steps[insert].Inputs[0].StartsWith(output, StringComparison.Ordinal)) insert++;
-            // Nested scopes ending at the same node chain: the outer one reads the inner one's marker.
-            var chained = insert > at + 1 ? _steps[insert - 1].Output : output;
-            step = step with { Inputs = [chained] };
-            for (int j = insert; j < _steps.Count; j++)
+            foreach (var scope in group.Select(p => p.Key).OrderByDescending(k => k.Length))
             {
-                var s = _steps[j];
-                if (s.Inputs.Contains(chained)) _steps[j] = s with { Inputs = s.Inputs.Select(n => n == chained ? alias : n).ToArray() };
+                if (used.Contains(scope) || !_naming.TryReserve(scope)) continue;
+                var module = new ScopeOutput(scope);
+                var alias = output + "#" + scope;
+                _modules.Add((scope, module));
+                _steps.Insert(insert, new OnnxGraph.Step(scope, [current], alias, Call(module), module));
+                insert++;
+                // Later consumers read the marker's output.
+                for (int j = insert; j < _steps.Count; j++)
+                {
+                    var s = _steps[j];
+                    if (s.Inputs.Contains(current)) _steps[j] = s with { Inputs = s.Inputs.Select(n => n == current ? alias : n).ToArray() };
+                }
+                if (Resolve(LogitsName) == current) _alias[current] = alias;
+                _probe[alias] = _probe[current].alias();
+                current = alias;
             }
-            _steps.Insert(insert, step);
-            if (Resolve(LogitsName) == output || Resolve(LogitsName) == chained) _alias[LogitsName] = alias;
-            _probe[alias] = _probe[chained].alias();
         }
     }
 

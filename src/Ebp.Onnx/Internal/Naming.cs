@@ -22,8 +22,9 @@ internal sealed class Naming
         {
             var path = ScopePath(n.Name);
             if (path is null) continue;
-            // Every proper prefix of a node's module path is a container scope.
-            for (int i = 1; i < path.Count; i++) _containers.Add(string.Join('.', path.Take(i)));
+            // Every proper dotted prefix of a node's module path is a container scope (layer3, layer3.0 of layer3.0.conv1).
+            var parts = string.Join('.', path).Split('.');
+            for (int i = 1; i < parts.Length; i++) _containers.Add(string.Join('.', parts.Take(i)));
         }
     }
 
