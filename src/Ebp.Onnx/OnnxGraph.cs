@@ -17,6 +17,7 @@ public sealed class OnnxGraph : nn.Module<Tensor, Tensor>
     private readonly List<Step> _steps;
     private readonly Dictionary<string, Tensor> _constants;
     private readonly string _input, _output;
+    private readonly string[][] _lastUse;
 
     internal IReadOnlyList<Step> Steps => _steps;
 
@@ -27,6 +28,13 @@ public sealed class OnnxGraph : nn.Module<Tensor, Tensor>
         _output = output;
         _steps = steps;
         _constants = constants;
+        // The last step that reads each value: activations are freed as soon as nothing needs them any more
+        // (autograd keeps what the backward pass needs), so peak memory follows the live set, as in a native model.
+        _lastUse = new string[steps.Count][];
+        var last = new Dictionary<string, int>();
+        for (int i = 0; i < steps.Count; i++) foreach (var v in steps[i].Inputs) last[v] = i;
+        for (int i = 0; i < steps.Count; i++)
+            _lastUse[i] = steps[i].Inputs.Distinct().Where(v => last[v] == i && v != input && v != output && !constants.ContainsKey(v)).ToArray();
         // TorchSharp names may not hold dots: "layer1.0.conv1" becomes layer1 → 0 → conv1, as in PyTorch, so
         // named_modules() and state_dict() show the exporter's names. A module whose name prefixes others
         // (a stage's ScopeOutput) is itself their container.
@@ -50,12 +58,17 @@ public sealed class OnnxGraph : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var values = new Dictionary<string, Tensor> { [_input] = input };
+        int index = 0;
         foreach (var step in _steps)
         {
             var args = new Tensor[step.Inputs.Length];
             for (int i = 0; i < args.Length; i++)
                 args[i] = values.TryGetValue(step.Inputs[i], out var v) ? v : _constants[step.Inputs[i]];
-            values[step.Output] = step.Run(args);
+            var produced = step.Run(args);
+            values[step.Output] = produced;
+            foreach (var done in _lastUse[index])
+                if (values.Remove(done, out var t) && !ReferenceEquals(t, produced)) t.Dispose();
+            index++;
         }
         var result = values[_output];
         // The graph may be the identity on its input; never hand back the caller's own tensor.

@@ -417,5 +417,17 @@ def main():
     bad_files()
 
 
+def benchmark_model(path):
+    """A full-size ResNet-50 (random weights, BatchNorm kept) for benchmarks/Ebp.Onnx.Benchmarks; not committed."""
+    torch.manual_seed(0)
+    m = ResNet(Bottleneck, [3, 4, 6, 3], 64, 1000).eval()
+    torch.onnx.export(m, torch.rand(1, 3, 224, 224), path, opset_version=13, training=PRESERVE,
+                      input_names=["input"], output_names=["output"])
+    print(f"{path}: {os.path.getsize(path)} bytes")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--benchmark":
+        benchmark_model(sys.argv[2])
+    else:
+        main()
