@@ -1,0 +1,53 @@
+// EBP on an imported ONNX ResNet-50 against the native zoo model with the same weights, interleaved in one run.
+// Usage: dotnet run -c Release --project benchmarks/Ebp.Onnx.Benchmarks -- <resnet50.onnx> [--runs N] [--threads T]
+// Make the model with: /usr/bin/python3 tests/Ebp.Onnx.Tests/generate_fixtures.py --benchmark /tmp/resnet50_bench.onnx
+using System.Diagnostics;
+using Ebp;
+using Ebp.Models;
+using Ebp.Onnx;
+using Ebp.Weights;
+using TorchSharp;
+using static TorchSharp.torch;
+
+if (args.Length == 0) { Console.Error.WriteLine("usage: Ebp.Onnx.Benchmarks <resnet50.onnx> [--runs N] [--threads T]"); return 2; }
+int runs = 7, threads = 1;
+for (int i = 1; i < args.Length; i++)
+    switch (args[i])
+    {
+        case "--runs": runs = int.Parse(args[++i]); break;
+        case "--threads": threads = int.Parse(args[++i]); break;
+        default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
+    }
+torch.set_num_threads(threads);
+
+using var onnx = OnnxModel.Load(args[0]);
+using var native = ModelZoo.Create("resnet50");
+var state = onnx.Module.state_dict();
+WeightLoader.LoadStateDict(native, native.state_dict().Keys.Where(k => !k.EndsWith("num_batches_tracked")).ToDictionary(k => k, k => state[k]), strict: false);
+native.eval();
+
+var image = torch.rand(1, 3, 224, 224, generator: new Generator(1));
+var cases = new (string Name, SaliencyOptions Options)[]
+{
+    ("EBP layer3", new SaliencyOptions { SaliencyLayer = "layer3" }),
+    ("c-EBP layer3/avgpool", new SaliencyOptions { Method = SaliencyMethod.ContrastiveExcitationBackprop, SaliencyLayer = "layer3", ContrastLayer = "avgpool" }),
+};
+Console.WriteLine($"threads {threads}, runs {runs} (medians, ms; imported and native interleaved)");
+foreach (var (name, options) in cases)
+{
+    var onnxExplainer = new SaliencyExplainer(onnx.Module);
+    var nativeExplainer = new SaliencyExplainer(native);
+    double Time(SaliencyExplainer e)
+    {
+        using var scope = torch.NewDisposeScope();
+        var sw = Stopwatch.StartNew();
+        using var r = e.Explain(image, SaliencyTarget.Class(1), options);
+        return sw.Elapsed.TotalMilliseconds;
+    }
+    Time(onnxExplainer); Time(nativeExplainer); // warm-up
+    var a = new List<double>(); var b = new List<double>();
+    for (int i = 0; i < runs; i++) { a.Add(Time(onnxExplainer)); b.Add(Time(nativeExplainer)); }
+    double ma = a.Order().ElementAt(runs / 2), mb = b.Order().ElementAt(runs / 2);
+    Console.WriteLine($"{name,-22} imported {ma,8:F1}  native {mb,8:F1}  ratio {ma / mb:F3}");
+}
+return 0;
