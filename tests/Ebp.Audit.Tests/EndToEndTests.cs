@@ -72,7 +72,7 @@ public sealed class EndToEndTests
                     var options = new SaliencyOptions
                     {
                         Method = method switch { "ebp" => SaliencyMethod.ExcitationBackprop, "cebp" => SaliencyMethod.ContrastiveExcitationBackprop, _ => SaliencyMethod.Gradient },
-                        SaliencyLayer = TestSet.SaliencyLayer,
+                        SaliencyLayer = method == "gradient" ? "" : TestSet.SaliencyLayer, // the gradient at the input, as TorchRay
                         ContrastLayer = method == "cebp" ? TestSet.ContrastLayer : null,
                         Resize = MapSize.Input,
                     };

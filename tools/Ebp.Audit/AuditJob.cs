@@ -51,7 +51,11 @@ public enum AuditStatus
 /// <summary>The outcome of <see cref="AuditJob.Run"/>.</summary>
 public sealed record AuditResult(
     AuditStatus Status, string OutputFolder, int Inputs, int Processed, int Skipped, int Pending, int Rows, int FlaggedRows,
-    int ResumedImages, int JournalEntriesDropped);
+    int ResumedImages, int JournalEntriesDropped)
+{
+    /// <summary>A merge: the shards (<c>i/N</c>) that were not there; empty otherwise.</summary>
+    public IReadOnlyList<string> MissingShards { get; init; } = [];
+}
 
 /// <summary>
 /// The model audit: explains every image of a folder or manifest (or one shard of it) with one or more saliency
@@ -415,6 +419,7 @@ public sealed class AuditJob
         if (decoded is null) return Skip(input, stamp, error!);
 
         var record = new ImageRecord { Image = input.Key, Stamp = stamp, Width = decoded.Width, Height = decoded.Height, Label = label };
+        if (ImageFile.ExtensionMismatch(input.Path, decoded.Format) is { } mismatch) record.Warnings.Add(mismatch);
         var list = new List<ImageBox>();
         if (input.AnnotationPath is not null)
         {
@@ -511,6 +516,9 @@ public sealed class Timings
     public double Journal { get; set; }
     public double Report { get; set; }
     public double ImagesPerSecond { get; set; }
+
+    /// <summary>A merge's own wall time (the other figures are then the shards' summed); null for a run.</summary>
+    public double? Merge { get; set; }
 }
 
 /// <summary>Facts about a run that the records do not hold.</summary>
@@ -525,5 +533,8 @@ public sealed class RunInfo
     public int JournalEntriesDropped { get; init; }
     public DateTime StartedUtc { get; init; }
     public IReadOnlyList<string>? MergedFrom { get; init; }
+
+    /// <summary>A merge's missing shards (<c>i/N</c>).</summary>
+    public IReadOnlyList<string> MissingShards { get; init; } = [];
     public Timings Timings { get; init; } = new();
 }

@@ -7,12 +7,16 @@ namespace Ebp.Audit;
 /// <summary>A fully decoded image: RGBA bytes (straight alpha), row-major.</summary>
 public sealed class DecodedImage
 {
-    public DecodedImage(int width, int height, byte[] rgba)
+    public DecodedImage(int width, int height, byte[] rgba, string format = "")
     {
         Width = width;
         Height = height;
         Rgba = rgba;
+        Format = format;
     }
+
+    /// <summary>The format the content is in (<c>png</c>, <c>jpeg</c>, …), whatever the file name says.</summary>
+    public string Format { get; }
 
     public int Width { get; }
     public int Height { get; }
@@ -80,7 +84,27 @@ public static class ImageFile
                 : $"{codec.EncodedFormat} image could not be decoded ({Describe(decode)})";
             return null;
         }
-        return new DecodedImage(info.Width, info.Height, rgba);
+        return new DecodedImage(info.Width, info.Height, rgba, codec.EncodedFormat.ToString().ToLowerInvariant());
+    }
+
+    /// <summary>
+    /// A note when the file name's extension names another format than the content (a JPEG named <c>.png</c>), or null.
+    /// Such files are processed (the content decides), but an auditor should know the name is wrong.
+    /// </summary>
+    public static string? ExtensionMismatch(string path, string format)
+    {
+        var ext = Path.GetExtension(path).TrimStart('.').ToLowerInvariant();
+        string? named = ext switch
+        {
+            "png" => "png",
+            "jpg" or "jpeg" => "jpeg",
+            "bmp" => "bmp",
+            "gif" => "gif",
+            "webp" => "webp",
+            _ => null,
+        };
+        if (named is null || format.Length == 0 || named == format) return null;
+        return $"the file is named .{ext} but holds a {format.ToUpperInvariant()} image (processed as {format.ToUpperInvariant()})";
     }
 
     private static string Describe(SKCodecResult r) => r switch

@@ -94,7 +94,8 @@ public static class Program
         private readonly Option<string?> _mean = new("--mean") { Description = "Per-channel mean after scaling to [0,1], comma-separated (default 0)." };
         private readonly Option<string?> _std = new("--std") { Description = "Per-channel std, comma-separated (default 1)." };
         private readonly Option<string[]> _methods = new("--method", "--methods") { Description = "ebp, cebp, gradient (comma-separated or repeated).", DefaultValueFactory = _ => ["ebp"], AllowMultipleArgumentsPerToken = true };
-        private readonly Option<string?> _layer = new("--layer") { Description = "Saliency layer (module name; default: the card's, else the input)." };
+        private readonly Option<string?> _layer = new("--layer") { Description = "Saliency layer of ebp and cebp (module name; default: the card's, else the input)." };
+        private readonly Option<string?> _gradientLayer = new("--gradient-layer") { Description = "gradient: saliency layer (default: the input, as TorchRay)." };
         private readonly Option<string?> _contrastLayer = new("--contrast-layer") { Description = "cebp: contrast layer (default: the card's)." };
         private readonly Option<string?> _classifierLayer = new("--classifier-layer") { Description = "cebp: classifier layer (default: the card's, else the last conv/linear)." };
         private readonly Option<int> _batch = new("--batch-size", "-b") { Description = "Images per batch: decoded, checkpointed and cancellable together.", DefaultValueFactory = _ => 8 };
@@ -117,7 +118,7 @@ public static class Program
                 "ebp-audit: explain a folder or manifest of images with Excitation Backprop (and c-EBP, gradient); write overlays, " +
                 "results.csv/.jsonl, summary.json/.md and an HTML gallery. Reruns resume; --shard splits the work; 'merge' combines shards.");
             foreach (var o in new Option[] { _input, _manifest, _annotations, _labelFromFolder, _out, _model, _weights, _numClasses, _classNames,
-                                             _inputSize, _mean, _std, _methods, _layer, _contrastLayer, _classifierLayer, _batch, _computeBatch, _topK, _minEnergy,
+                                             _inputSize, _mean, _std, _methods, _layer, _gradientLayer, _contrastLayer, _classifierLayer, _batch, _computeBatch, _topK, _minEnergy,
                                              _tolerance, _alpha, _noOverlays, _shard, _shards, _restart, _device, _threads, _progress })
                 root.Options.Add(o);
             root.SetAction(parse => RunJob(parse));
@@ -177,6 +178,7 @@ public static class Program
             Std = p.GetValue(_std) is { } std ? ParseFloats(std, "--std") : null,
             Methods = AuditMethods.ParseList(p.GetValue(_methods)!),
             SaliencyLayer = p.GetValue(_layer),
+            GradientLayer = p.GetValue(_gradientLayer),
             ContrastLayer = p.GetValue(_contrastLayer),
             ClassifierLayer = p.GetValue(_classifierLayer),
             BatchSize = p.GetValue(_batch),
