@@ -100,7 +100,7 @@ public sealed class AuditJob
         var started = DateTime.UtcNow;
         var total = Stopwatch.StartNew();
         var timings = new Timings();
-        if (o.Threads is { } threads) torch.set_num_threads(threads);
+        timings.Threads = Ebp.Threading.TorchThreads.Configure(o.Threads);
 
         var layout = new OutputLayout(o.EffectiveOutputFolder);
         var all = InputCatalog.Load(o);
@@ -516,6 +516,9 @@ public sealed class Timings
     public double Journal { get; set; }
     public double Report { get; set; }
     public double ImagesPerSecond { get; set; }
+
+    /// <summary>Torch intra-op threads of the run (0 when unknown, e.g. a merge).</summary>
+    public int Threads { get; set; }
 
     /// <summary>A merge's own wall time (the other figures are then the shards' summed); null for a run.</summary>
     public double? Merge { get; set; }

@@ -283,7 +283,10 @@ public sealed record AuditOptions
     /// <summary>TorchSharp device. Default "cpu".</summary>
     public string Device { get; init; } = "cpu";
 
-    /// <summary>Torch intra-op threads. Default null: TorchSharp's default.</summary>
+    /// <summary>
+    /// Torch intra-op threads. Default null: <see cref="Ebp.Threading.TorchThreads.RecommendedIntraOpThreads"/> (the CPUs
+    /// the process may use, honouring the affinity mask and a container's cgroup CPU quota).
+    /// </summary>
     public int? Threads { get; init; }
 
     /// <summary>The folder the job writes to: <see cref="OutputFolder"/>, or its <c>shard-i-of-N</c> subfolder.</summary>

@@ -343,6 +343,7 @@ public static class ReportWriter
                     Seconds("journal_s", timings.Journal);
                     Seconds("report_s", timings.Report);
                     Seconds("images_per_s", timings.ImagesPerSecond);
+                    if (timings.Threads > 0) w.WriteNumber("threads", timings.Threads);
                     if (timings.Merge is { } merge)
                     {
                         w.WriteString("note", "merged: the phases are the shards' seconds summed, images_per_s is per shard process; merge_s is the merge's wall time");
