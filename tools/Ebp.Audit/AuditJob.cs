@@ -361,8 +361,10 @@ public sealed class AuditJob
     private void Measure(Item it, AuditModel model, int mapWidth, int mapHeight, OutputLayout layout)
     {
         var o = _o;
+        // w × h is the working frame (the image, or its downscaled decode); tolerance and peaks are reported in file pixels.
         int w = it.Image.Width, h = it.Image.Height;
-        double tolerance = o.TolerancePx ?? PointingGame.ScaledTolerance(Math.Max(w, h));
+        double scale = (double)Math.Max(w, h) / Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight);
+        double tolerance = (o.TolerancePx ?? PointingGame.ScaledTolerance(Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight))) * scale;
         var order = RankOrder(it.Scores);
         var rank = new int[order.Length];
         for (int r = 0; r < order.Length; r++) rank[order[r]] = r + 1;
@@ -389,8 +391,8 @@ public sealed class AuditJob
                     Class = c,
                     Rank = rank[c],
                     Score = it.Scores[c],
-                    PeakX = m.PeakX,
-                    PeakY = m.PeakY,
+                    PeakX = ToFile(m.PeakX, w, it.Image.OriginalWidth),
+                    PeakY = ToFile(m.PeakY, h, it.Image.OriginalHeight),
                     Empty = m.Empty,
                     ClassAnnotated = annotated,
                     Energy = m.Energy,
@@ -401,6 +403,19 @@ public sealed class AuditJob
             }
         }
     }
+
+    /// <summary>A working-frame coordinate in file pixels (the centre of the working pixel).</summary>
+    private static int ToFile(int v, int working, int original) =>
+        working == original ? v : Math.Min(original - 1, (int)Math.Floor((v + 0.5) * original / working));
+
+    /// <summary>
+    /// The longest side images are decoded at: large files are decoded downscaled (a 64-megapixel PNG would otherwise take
+    /// gigabytes), yet overlays stay readable and well above the model's input size.
+    /// </summary>
+    internal static int WorkingSide(AuditModel model) => Math.Max(MinWorkingSide, 2 * Math.Max(model.Width, model.Height));
+
+    /// <summary>The smallest <see cref="WorkingSide"/>.</summary>
+    internal const int MinWorkingSide = 1024;
 
     /// <summary>Reads, validates and decodes one input; a problem gives a skipped record and a null image.</summary>
     private static ImageRecord Prepare(AuditInput input, string stamp, AuditModel model, out DecodedImage? image, out List<ImageBox>? boxes)
@@ -415,10 +430,12 @@ public sealed class AuditJob
             if (k < 0) return Skip(input, stamp, $"label '{input.Label}' is not a model class (a class name or an index 0..{model.NumClasses - 1})");
             label = k;
         }
-        var decoded = ImageFile.TryDecode(input.Path, out var error);
+        var decoded = ImageFile.TryDecode(input.Path, out var error, WorkingSide(model));
         if (decoded is null) return Skip(input, stamp, error!);
 
-        var record = new ImageRecord { Image = input.Key, Stamp = stamp, Width = decoded.Width, Height = decoded.Height, Label = label };
+        var record = new ImageRecord { Image = input.Key, Stamp = stamp, Width = decoded.OriginalWidth, Height = decoded.OriginalHeight, Label = label };
+        if (decoded.Downscaled)
+            record.Warnings.Add($"large image decoded downscaled to a longer side of {Math.Max(decoded.Width, decoded.Height)} px (maps, energy and pointing measured there; peaks in file pixels)");
         if (ImageFile.ExtensionMismatch(input.Path, decoded.Format) is { } mismatch) record.Warnings.Add(mismatch);
         var list = new List<ImageBox>();
         if (input.AnnotationPath is not null)
@@ -435,8 +452,8 @@ public sealed class AuditJob
             // Boxes are in the annotation's frame (<size>); scale them if the image has another size.
             double sx = (double)decoded.Width / ann.Width, sy = (double)decoded.Height / ann.Height;
             bool scale = ann.Width != decoded.Width || ann.Height != decoded.Height;
-            if (scale)
-                record.Warnings.Add($"annotation size {ann.Width}×{ann.Height} differs from the image ({decoded.Width}×{decoded.Height}); boxes scaled");
+            if (ann.Width != decoded.OriginalWidth || ann.Height != decoded.OriginalHeight)
+                record.Warnings.Add($"annotation size {ann.Width}×{ann.Height} differs from the image ({decoded.OriginalWidth}×{decoded.OriginalHeight}); boxes scaled");
             foreach (var obj in ann.Objects)
             {
                 var b = obj.Box.ToPixelBox();
