@@ -39,3 +39,20 @@ public sealed class ThreadTests
         Assert.AreEqual(1, Outputs.Int(t["threads"]));
     }
 }
+
+/// <summary>The live progress bar fits narrow terminals (issue 15, defect 9; checked by eye in tmux at 40 and 100 columns).</summary>
+[TestClass]
+public sealed class ProgressTests
+{
+    [TestMethod]
+    public void LiveProgress_DropsColumnsInNarrowTerminals()
+    {
+        Assert.HasCount(2, LiveProgress.Columns(40));
+        Assert.HasCount(4, LiveProgress.Columns(60));
+        Assert.HasCount(5, LiveProgress.Columns(120));
+        var p = new AuditProgress(AuditPhase.Batch, 120, 1000, 3, 0, 15, TimeSpan.FromSeconds(30), "x.png");
+        Assert.AreEqual("120/1000 · 4.00 img/s · 3 skipped", LiveProgress.Describe(p));
+        // The label plus a percentage fits 40 columns for a million images.
+        Assert.IsLessThan(34, LiveProgress.Describe(p with { Done = 999_999, Total = 1_000_000, Elapsed = TimeSpan.FromSeconds(1) }).Length);
+    }
+}

@@ -115,7 +115,7 @@ public static class Program
         private readonly Option<bool> _restart = new("--restart") { Description = "Discard earlier results in the output folder instead of resuming." };
         private readonly Option<string> _device = new("--device") { Description = "TorchSharp device.", DefaultValueFactory = _ => "cpu" };
         private readonly Option<int?> _threads = new("--threads") { Description = "Torch intra-op threads (default: the CPUs this process may use: affinity and cgroup CPU quota)." };
-        private readonly Option<string> _progress = new("--progress") { Description = "auto | bar | lines | none.", DefaultValueFactory = _ => "auto" };
+        private readonly Option<string> _progress = new("--progress") { Description = "auto | bar | lines | none (auto: a live bar on a terminal, plain lines in logs).", DefaultValueFactory = _ => "auto" };
 
         public RootCommand BuildRoot()
         {
@@ -211,10 +211,19 @@ public static class Program
                 "none" => ProgressStyle.None,
                 var s => throw new AuditUsageException($"--progress must be auto, bar, lines or none (got '{s}')."),
             };
-            var progress = new ConsoleProgress(style, ReferenceEquals(stdout, Console.Out) ? null : stdout);
+            bool console = ReferenceEquals(stdout, Console.Out);
             if (options.Shard.IsSharded) stdout.WriteLine($"shard {options.Shard}: writing to {options.EffectiveOutputFolder}");
-            IProgress<AuditProgress> report = Observer is { } observer ? new Tee(progress, observer) : progress;
-            var result = new AuditJob(options).Run(report, Token);
+            AuditResult result;
+            if (console && (style == ProgressStyle.Bar || (style == ProgressStyle.Auto && !Console.IsOutputRedirected)))
+            {
+                result = LiveProgress.Run(new AuditJob(options), Observer, Token);
+            }
+            else
+            {
+                var progress = new ConsoleProgress(style == ProgressStyle.Bar ? ProgressStyle.Lines : style, console ? null : stdout);
+                IProgress<AuditProgress> report = Observer is { } observer ? new Tee(progress, observer) : progress;
+                result = new AuditJob(options).Run(report, Token);
+            }
             stdout.WriteLine($"{result.OutputFolder}: {Merger.Describe(result)}");
             if (result.Status == AuditStatus.Cancelled)
             {
