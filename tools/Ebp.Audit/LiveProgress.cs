@@ -42,9 +42,9 @@ internal static class LiveProgress
         return [label, new ProgressBarColumn { Width = 30 }, new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn()];
     }
 
-    /// <summary>The bar's label: <c>120/1000 · 4.10 img/s · 3 skipped</c> (short: the bar takes the rest of the width).</summary>
+    /// <summary>The bar's label: <c>120/1000 · 4.1 img/s · 3 skipped</c> (short: the bar takes the rest of the width).</summary>
     internal static string Describe(AuditProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"{p.Done}/{p.Total} · {p.Rate:F2} img/s{(p.Skipped > 0 ? $" · {p.Skipped} skipped" : "")}");
+        $"{p.Done}/{p.Total} · {p.Rate:F1} img/s{(p.Skipped > 0 ? $" · {p.Skipped} skipped" : "")}");
 
     private sealed class Callback(Action<AuditProgress> action) : IProgress<AuditProgress>
     {
