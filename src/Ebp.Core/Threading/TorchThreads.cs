@@ -13,8 +13,8 @@ namespace Ebp.Threading;
 /// <para>libtorch's OpenMP pool defaults to the visible core count and its idle threads spin (OpenMP's active wait
 /// policy). When other processes hold the cores, or a cgroup quota allows fewer CPUs than are visible, a parallel region
 /// waits for threads that are not scheduled while the spinning ones burn the quota: several times slower than one
-/// thread. <see cref="Configure"/> fixes both causes; call it at start-up, before anything else touches TorchSharp,
-/// because the OpenMP runtime reads <c>OMP_WAIT_POLICY</c> once, when libtorch is loaded.</para>
+/// thread. <see cref="PreferPassiveWaiting"/> (first thing in <c>Main</c>, before anything touches TorchSharp: the OpenMP
+/// runtime reads <c>OMP_WAIT_POLICY</c> once, when libtorch is loaded) and <see cref="Configure"/> fix both causes.</para>
 /// <para>An explicit <c>OMP_WAIT_POLICY</c> or <c>OMP_NUM_THREADS</c> in the environment is respected.</para>
 /// </remarks>
 public static class TorchThreads
@@ -107,14 +107,14 @@ public static class TorchThreads
     }
 
     /// <summary>
-    /// Start-up configuration: <see cref="PreferPassiveWaiting"/>, then libtorch's intra-op threads set to
-    /// <paramref name="threads"/> or, when null, <see cref="RecommendedIntraOpThreads"/>. Returns the thread count set.
+    /// Sets libtorch's intra-op threads to <paramref name="threads"/> or, when null, <see cref="RecommendedIntraOpThreads"/>,
+    /// and returns the count. Call <see cref="PreferPassiveWaiting"/> first, at the very start of <c>Main</c> (it changes
+    /// the process environment, which is only safe before other threads run and only effective before libtorch loads).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not positive.</exception>
     public static int Configure(int? threads = null)
     {
         if (threads is < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "The thread count must be positive.");
-        PreferPassiveWaiting();
         int n = threads ?? RecommendedIntraOpThreads();
         torch.set_num_threads(n);
         return n;
