@@ -48,7 +48,14 @@ public sealed class EndToEndTests
             var ann = TestSet.AnnotatedInManifest(i) ? VocAnnotation.Load(Path.Combine(TestSet.Images, $"scene_{i:00}.xml")) : null;
             var x = LoadImage(Path.Combine(TestSet.Images, $"scene_{i:00}.png"));
             int predicted;
-            using (torch.no_grad()) predicted = (int)model.call(x).argmax(1).item<long>();
+            float[] scores;
+            using (torch.no_grad())
+            {
+                using var logits = model.call(x);
+                predicted = (int)logits.argmax(1).item<long>();
+                scores = logits.data<float>().ToArray();
+            }
+            int annotatedClasses = ann is null ? 0 : ann.Objects.Select(o => o.Name).Distinct().Count();
             var classes = new SortedSet<int> { predicted };
             if (TestSet.LabelOf(i) is { } label)
             {
@@ -72,7 +79,7 @@ public sealed class EndToEndTests
                     var options = new SaliencyOptions
                     {
                         Method = method switch { "ebp" => SaliencyMethod.ExcitationBackprop, "cebp" => SaliencyMethod.ContrastiveExcitationBackprop, _ => SaliencyMethod.Gradient },
-                        SaliencyLayer = TestSet.SaliencyLayer,
+                        SaliencyLayer = method == "gradient" ? "" : TestSet.SaliencyLayer, // the gradient at the input, as TorchRay
                         ContrastLayer = method == "cebp" ? TestSet.ContrastLayer : null,
                         Resize = MapSize.Input,
                     };
@@ -113,6 +120,9 @@ public sealed class EndToEndTests
                         expectedFlags.Add(Flags.PeakOutsideObjects);
                     if (Outputs.Double(row["energy_in_boxes"]) is { } e && e < 0.5) expectedFlags.Add(Flags.LowEnergy);
                     if (Outputs.Int(row["label"]) is { } l && l != Outputs.Int(row["predicted"])) expectedFlags.Add(Flags.LabelMismatch);
+                    if (annotatedClasses > 0 && c == predicted && !classAnnotated) expectedFlags.Add(Flags.FalsePositive);
+                    int rank = 1 + Enumerable.Range(0, scores.Length).Count(k => scores[k] > scores[c] || (scores[k] == scores[c] && k < c));
+                    if (classAnnotated && rank > annotatedClasses) expectedFlags.Add(Flags.MissedLabel);
                     if (peakX is null) expectedFlags.Add(Flags.EmptyMap);
                     CollectionAssert.AreEqual(expectedFlags, row["flags"]!.AsArray().Select(n => n!.GetValue<string>()).ToList(), $"{key} {method} {c}: flags");
                     foreach (var f in expectedFlags) flagCounts[f]++;

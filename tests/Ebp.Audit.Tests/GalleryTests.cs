@@ -22,6 +22,7 @@ public sealed partial class GalleryTests
         Assert.HasCount(rows.Count, RowTags().Matches(all), "one table row per result row");
         Assert.AreEqual(rows.Count.ToString(), Count(all));
         foreach (var r in rows.Take(5)) StringAssert.Contains(all, $"src=\"{Outputs.Str(r["overlay"])}\"");
+        StringAssert.Contains(all, $"ebp at {TestSet.SaliencyLayer}, cebp at {TestSet.SaliencyLayer}, gradient at (input)", "each method's layer");
 
         // The default page size is 100.
         var firstPage = Render(index, "");

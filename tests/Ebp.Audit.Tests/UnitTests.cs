@@ -41,8 +41,18 @@ public sealed class UnitTests
     public void OverlayPaths_StayInsideTheOutputFolder()
     {
         Assert.AreEqual("overlays/a/b.png/ebp_c3.png", OutputLayout.OverlayPath("a/b.png", "ebp", 3));
-        Assert.AreEqual("overlays/__/__/etc/pass_wd.png/cebp_c0.png", OutputLayout.OverlayPath("../../etc/pass wd.png", "cebp", 0));
-        Assert.AreEqual("overlays/_/x.png/gradient_c1.png", OutputLayout.OverlayPath("./x.png", "gradient", 1));
+        Assert.AreEqual("overlays/~2E~2E/~2E~2E/etc/pass~20wd.png/cebp_c0.png", OutputLayout.OverlayPath("../../etc/pass wd.png", "cebp", 0));
+        Assert.AreEqual("overlays/~2E/x.png/gradient_c1.png", OutputLayout.OverlayPath("./x.png", "gradient", 1));
+        Assert.AreEqual("overlays/~E4~B8~AD/x_y.png/ebp_c2.png", OutputLayout.OverlayPath("中/x_y.png", "ebp", 2));
+    }
+
+    [TestMethod]
+    public void OverlayPaths_AreDifferentForDifferentKeys()
+    {
+        // Defect 2: "x y.png" and "x_y.png" both became "x_y.png".
+        string[] keys = ["x y.png", "x_y.png", "x~20y.png", "x?y.png", "a/b.png", "a~2Fb.png", "a//b.png", "./a/b.png", "~2E/a/b.png", "~/a/b.png", "é.png", "e\u0301.png"];
+        var paths = keys.Select(k => OutputLayout.OverlayPath(k, "ebp", 0)).ToList();
+        Assert.HasCount(keys.Length, paths.Distinct().ToList(), string.Join(", ", paths));
     }
 
     [TestMethod]

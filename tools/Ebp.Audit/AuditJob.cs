@@ -51,7 +51,11 @@ public enum AuditStatus
 /// <summary>The outcome of <see cref="AuditJob.Run"/>.</summary>
 public sealed record AuditResult(
     AuditStatus Status, string OutputFolder, int Inputs, int Processed, int Skipped, int Pending, int Rows, int FlaggedRows,
-    int ResumedImages, int JournalEntriesDropped);
+    int ResumedImages, int JournalEntriesDropped)
+{
+    /// <summary>A merge: the shards (<c>i/N</c>) that were not there; empty otherwise.</summary>
+    public IReadOnlyList<string> MissingShards { get; init; } = [];
+}
 
 /// <summary>
 /// The model audit: explains every image of a folder or manifest (or one shard of it) with one or more saliency
@@ -96,7 +100,7 @@ public sealed class AuditJob
         var started = DateTime.UtcNow;
         var total = Stopwatch.StartNew();
         var timings = new Timings();
-        if (o.Threads is { } threads) torch.set_num_threads(threads);
+        timings.Threads = Ebp.Threading.TorchThreads.Configure(o.Threads);
 
         var layout = new OutputLayout(o.EffectiveOutputFolder);
         var all = InputCatalog.Load(o);
@@ -357,8 +361,10 @@ public sealed class AuditJob
     private void Measure(Item it, AuditModel model, int mapWidth, int mapHeight, OutputLayout layout)
     {
         var o = _o;
+        // w × h is the working frame (the image, or its downscaled decode); tolerance and peaks are reported in file pixels.
         int w = it.Image.Width, h = it.Image.Height;
-        double tolerance = o.TolerancePx ?? PointingGame.ScaledTolerance(Math.Max(w, h));
+        double scale = (double)Math.Max(w, h) / Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight);
+        double tolerance = (o.TolerancePx ?? PointingGame.ScaledTolerance(Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight))) * scale;
         var order = RankOrder(it.Scores);
         var rank = new int[order.Length];
         for (int r = 0; r < order.Length; r++) rank[order[r]] = r + 1;
@@ -385,8 +391,8 @@ public sealed class AuditJob
                     Class = c,
                     Rank = rank[c],
                     Score = it.Scores[c],
-                    PeakX = m.PeakX,
-                    PeakY = m.PeakY,
+                    PeakX = ToFile(m.PeakX, w, it.Image.OriginalWidth),
+                    PeakY = ToFile(m.PeakY, h, it.Image.OriginalHeight),
                     Empty = m.Empty,
                     ClassAnnotated = annotated,
                     Energy = m.Energy,
@@ -397,6 +403,19 @@ public sealed class AuditJob
             }
         }
     }
+
+    /// <summary>A working-frame coordinate in file pixels (the centre of the working pixel).</summary>
+    private static int ToFile(int v, int working, int original) =>
+        working == original ? v : Math.Min(original - 1, (int)Math.Floor((v + 0.5) * original / working));
+
+    /// <summary>
+    /// The longest side images are decoded at: large files are decoded downscaled (a 64-megapixel PNG would otherwise take
+    /// gigabytes), yet overlays stay readable and well above the model's input size.
+    /// </summary>
+    internal static int WorkingSide(AuditModel model) => Math.Max(MinWorkingSide, 2 * Math.Max(model.Width, model.Height));
+
+    /// <summary>The smallest <see cref="WorkingSide"/>.</summary>
+    internal const int MinWorkingSide = 1024;
 
     /// <summary>Reads, validates and decodes one input; a problem gives a skipped record and a null image.</summary>
     private static ImageRecord Prepare(AuditInput input, string stamp, AuditModel model, out DecodedImage? image, out List<ImageBox>? boxes)
@@ -411,10 +430,13 @@ public sealed class AuditJob
             if (k < 0) return Skip(input, stamp, $"label '{input.Label}' is not a model class (a class name or an index 0..{model.NumClasses - 1})");
             label = k;
         }
-        var decoded = ImageFile.TryDecode(input.Path, out var error);
+        var decoded = ImageFile.TryDecode(input.Path, out var error, WorkingSide(model));
         if (decoded is null) return Skip(input, stamp, error!);
 
-        var record = new ImageRecord { Image = input.Key, Stamp = stamp, Width = decoded.Width, Height = decoded.Height, Label = label };
+        var record = new ImageRecord { Image = input.Key, Stamp = stamp, Width = decoded.OriginalWidth, Height = decoded.OriginalHeight, Label = label };
+        if (decoded.Downscaled)
+            record.Warnings.Add($"large image decoded downscaled to a longer side of {Math.Max(decoded.Width, decoded.Height)} px (maps, energy and pointing measured there; peaks in file pixels)");
+        if (ImageFile.ExtensionMismatch(input.Path, decoded.Format) is { } mismatch) record.Warnings.Add(mismatch);
         var list = new List<ImageBox>();
         if (input.AnnotationPath is not null)
         {
@@ -430,8 +452,8 @@ public sealed class AuditJob
             // Boxes are in the annotation's frame (<size>); scale them if the image has another size.
             double sx = (double)decoded.Width / ann.Width, sy = (double)decoded.Height / ann.Height;
             bool scale = ann.Width != decoded.Width || ann.Height != decoded.Height;
-            if (scale)
-                record.Warnings.Add($"annotation size {ann.Width}×{ann.Height} differs from the image ({decoded.Width}×{decoded.Height}); boxes scaled");
+            if (ann.Width != decoded.OriginalWidth || ann.Height != decoded.OriginalHeight)
+                record.Warnings.Add($"annotation size {ann.Width}×{ann.Height} differs from the image ({decoded.OriginalWidth}×{decoded.OriginalHeight}); boxes scaled");
             foreach (var obj in ann.Objects)
             {
                 var b = obj.Box.ToPixelBox();
@@ -511,6 +533,12 @@ public sealed class Timings
     public double Journal { get; set; }
     public double Report { get; set; }
     public double ImagesPerSecond { get; set; }
+
+    /// <summary>Torch intra-op threads of the run (0 when unknown, e.g. a merge).</summary>
+    public int Threads { get; set; }
+
+    /// <summary>A merge's own wall time (the other figures are then the shards' summed); null for a run.</summary>
+    public double? Merge { get; set; }
 }
 
 /// <summary>Facts about a run that the records do not hold.</summary>
@@ -525,5 +553,8 @@ public sealed class RunInfo
     public int JournalEntriesDropped { get; init; }
     public DateTime StartedUtc { get; init; }
     public IReadOnlyList<string>? MergedFrom { get; init; }
+
+    /// <summary>A merge's missing shards (<c>i/N</c>).</summary>
+    public IReadOnlyList<string> MissingShards { get; init; } = [];
     public Timings Timings { get; init; } = new();
 }

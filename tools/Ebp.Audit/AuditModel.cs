@@ -42,6 +42,12 @@ public sealed class AuditModel : IDisposable
     public float[] Std { get; private set; } = [];
     public string SaliencyLayer { get; private set; } = "";
     public string? ContrastLayer { get; private set; }
+
+    /// <summary>The gradient method's layer: <see cref="AuditOptions.GradientLayer"/>, else the input ("").</summary>
+    public string GradientLayer { get; private set; } = "";
+
+    /// <summary>The layer whose output receives the map of <paramref name="method"/>.</summary>
+    public string LayerFor(AuditMethod method) => method == AuditMethod.Gradient ? GradientLayer : SaliencyLayer;
     public string? ClassifierLayer { get; private set; }
 
     /// <summary>The class index of a label or annotation name: an exact class name, else a 0-based index; −1 if neither.</summary>
@@ -200,6 +206,8 @@ public sealed class AuditModel : IDisposable
             throw new AuditUsageException($"{option} '{layer}': the model has no module of that name. Modules: {string.Join(", ", modules.Take(40).Select(m => m.Name))}{(modules.Count > 40 ? ", …" : "")}.");
         }
         Require(SaliencyLayer, "--layer");
+        GradientLayer = o.GradientLayer ?? "";
+        Require(GradientLayer, "--gradient-layer");
         if (o.Methods.Contains(AuditMethod.Cebp))
         {
             if (string.IsNullOrEmpty(ContrastLayer))

@@ -232,6 +232,12 @@ public sealed record AuditOptions
     /// <summary>Saliency layer (module whose output receives the map). Default null: the card's, else the input ("").</summary>
     public string? SaliencyLayer { get; init; }
 
+    /// <summary>
+    /// Saliency layer of the gradient method. Default null: the input (""), as TorchRay's <c>gradient</c>: the gradient at
+    /// an inner layer is a different, much coarser measure than the one the literature reports.
+    /// </summary>
+    public string? GradientLayer { get; init; }
+
     /// <summary>Contrast layer for cebp. Default null: the card's.</summary>
     public string? ContrastLayer { get; init; }
 
@@ -277,14 +283,32 @@ public sealed record AuditOptions
     /// <summary>TorchSharp device. Default "cpu".</summary>
     public string Device { get; init; } = "cpu";
 
-    /// <summary>Torch intra-op threads. Default null: TorchSharp's default.</summary>
+    /// <summary>
+    /// Torch intra-op threads. Default null: <see cref="Ebp.Threading.TorchThreads.RecommendedIntraOpThreads"/> (the CPUs
+    /// the process may use, honouring the affinity mask and a container's cgroup CPU quota).
+    /// </summary>
     public int? Threads { get; init; }
 
     /// <summary>The folder the job writes to: <see cref="OutputFolder"/>, or its <c>shard-i-of-N</c> subfolder.</summary>
     public string EffectiveOutputFolder =>
         Shard.IsSharded ? Path.Combine(OutputFolder, Shard.FolderName) : OutputFolder;
 
-    /// <summary>Checks the settings that need no file system access.</summary>
+    /// <summary>
+    /// Refuses an output folder that is the input folder or contains it (the job would skip every image as part of its own
+    /// output). An output folder inside the input folder is fine: it is excluded from the inputs.
+    /// </summary>
+    private void CheckFolders()
+    {
+        if (InputFolder is null) return;
+        static string Norm(string p) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(p)) + Path.DirectorySeparatorChar;
+        string input = Norm(InputFolder), output = Norm(OutputFolder);
+        if (input == output)
+            throw new AuditUsageException($"--out '{OutputFolder}' is the input folder: the reports and overlays would be written among the images. Give another --out folder (e.g. a sibling, or a subfolder such as {Path.Combine(InputFolder, "audit")}, which is then skipped as input).");
+        if (input.StartsWith(output, StringComparison.Ordinal))
+            throw new AuditUsageException($"--out '{OutputFolder}' contains the input folder '{InputFolder}': every image would count as part of the output. Give an --out folder outside the input folder (or inside it, which is then skipped as input).");
+    }
+
+    /// <summary>Checks the settings; the only file system access is resolving the input and output paths.</summary>
     /// <exception cref="AuditUsageException">The first problem found.</exception>
     public void Validate()
     {
@@ -298,13 +322,15 @@ public sealed record AuditOptions
         if (Methods.Distinct().Count() != Methods.Count) throw new AuditUsageException("A method is listed twice.");
         if (BatchSize < 1) throw new AuditUsageException($"--batch-size must be at least 1 (got {BatchSize}).");
         if (ComputeBatch < 1) throw new AuditUsageException($"--compute-batch must be at least 1 (got {ComputeBatch}).");
-        if (TopK < 0) throw new AuditUsageException($"--top-k must be 0 or more (got {TopK}).");
+        if (TopK < 1)
+            throw new AuditUsageException($"--top-k must be at least 1 (got {TopK}): every image is explained for its top-k predicted classes (label and annotated classes are added).");
         if (!(MinEnergy >= 0 && MinEnergy <= 1)) throw new AuditUsageException($"--min-energy must be in [0, 1] (got {MinEnergy}).");
         if (TolerancePx is { } t && !(t >= 0 && double.IsFinite(t))) throw new AuditUsageException($"--tolerance must be >= 0 pixels (got {t}).");
         if (!(OverlayAlpha >= 0 && OverlayAlpha <= 1)) throw new AuditUsageException($"--overlay-alpha must be in [0, 1] (got {OverlayAlpha}).");
         if (NumClasses is < 1) throw new AuditUsageException($"--num-classes must be positive (got {NumClasses}).");
         if (InputSize is { } s && (s.Width < 1 || s.Height < 1)) throw new AuditUsageException($"--input-size must be positive (got {s.Width}x{s.Height}).");
         if (Threads is < 1) throw new AuditUsageException($"--threads must be positive (got {Threads}).");
+        CheckFolders();
         if (Shard.Count < 1 || Shard.Index < 0 || Shard.Index >= Shard.Count) throw new AuditUsageException($"Invalid shard {Shard}.");
     }
 }

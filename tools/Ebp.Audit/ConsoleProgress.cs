@@ -3,8 +3,9 @@ using System.Globalization;
 namespace Ebp.Audit;
 
 /// <summary>
-/// Shows <see cref="AuditProgress"/> on the console: a one-line bar with rate and ETA redrawn in place when stdout is a
-/// terminal, otherwise a plain line at most every <see cref="LineInterval"/> (and at the start and end), which suits logs
+/// Shows <see cref="AuditProgress"/> on the console (library use; the command line draws its bar with Spectre.Console,
+/// see <see cref="LiveProgress"/>): a one-line bar with rate and ETA redrawn in place after each batch and cut to the
+/// terminal's width when stdout is a terminal, otherwise a plain line at most every <see cref="LineInterval"/> (and at the start and end), which suits logs
 /// (Kubernetes, CI).
 /// </summary>
 public sealed class ConsoleProgress : IProgress<AuditProgress>
@@ -66,10 +67,20 @@ public sealed class ConsoleProgress : IProgress<AuditProgress>
         string bar = new string('#', filled) + new string('-', width - filled);
         string text = string.Create(inv,
             $"[{bar}] {p.Done}/{p.Total} {100 * f:F1}%  {p.Rate:F2} img/s  ETA {Format(p.Eta)}  skipped {p.Skipped}");
-        int pad = Math.Max(0, _lastWidth - text.Length);
+        // Never wider than the terminal: a wrapped line cannot be redrawn in place and leaves stale lines.
+        int columns = TerminalColumns();
+        if (columns > 1 && text.Length > columns - 1) text = text[..(columns - 1)];
+        int pad = Math.Max(0, Math.Min(_lastWidth, columns > 1 ? columns - 1 : int.MaxValue) - text.Length);
         _out.Write("\r" + text + new string(' ', pad));
         _out.Flush();
         _lastWidth = text.Length;
+    }
+
+    private int TerminalColumns()
+    {
+        if (!ReferenceEquals(_out, Console.Out) || Console.IsOutputRedirected) return 0;
+        try { return Console.WindowWidth; }
+        catch (Exception e) when (e is IOException or PlatformNotSupportedException) { return 0; }
     }
 
     private void FinishBar()

@@ -235,8 +235,10 @@ internal static class Gallery
     var p = el("p");
     p.appendChild(document.createTextNode("Status: "));
     p.appendChild(el("strong", { "class": "status-" + summary.status }, summary.status));
-    p.appendChild(document.createTextNode(" — model " + summary.job.model + ", methods " + summary.job.methods.join(", ") +
-      ", saliency layer " + (summary.job.saliency_layer || "(input)") + ", min energy " + summary.job.min_energy + "."));
+    var layers = summary.job.layers || {};
+    p.appendChild(document.createTextNode(" — model " + summary.job.model + ", methods " +
+      summary.job.methods.map(function (m) { return m + " at " + (layers[m] || "(input)"); }).join(", ") +
+      ", min energy " + summary.job.min_energy + "."));
     ov.appendChild(p);
     var t = el("table", { "class": "cards" });
     var c = summary.counts;

@@ -22,6 +22,9 @@ public sealed class JobInfo
     [JsonPropertyName("methods")] public List<string> Methods { get; set; } = new();
     [JsonPropertyName("saliency_layer")] public string SaliencyLayer { get; set; } = "";
     [JsonPropertyName("contrast_layer")] public string? ContrastLayer { get; set; }
+
+    /// <summary>The gradient method's layer ("" = the input), or null when the job has no gradient.</summary>
+    [JsonPropertyName("gradient_layer")] public string? GradientLayer { get; set; }
     [JsonPropertyName("classifier_layer")] public string? ClassifierLayer { get; set; }
     [JsonPropertyName("input_width")] public int InputWidth { get; set; }
     [JsonPropertyName("input_height")] public int InputHeight { get; set; }
@@ -40,6 +43,9 @@ public sealed class JobInfo
     [JsonPropertyName("shard_index")] public int ShardIndex { get; set; }
     [JsonPropertyName("shard_count")] public int ShardCount { get; set; } = 1;
 
+    /// <summary>The saliency layer of a method of the job ("" = the input).</summary>
+    public string LayerOf(string method) => method == "gradient" ? GradientLayer ?? "" : SaliencyLayer;
+
     public static JobInfo From(AuditOptions o, AuditModel m) => new()
     {
         Model = m.Description,
@@ -48,6 +54,7 @@ public sealed class JobInfo
         Methods = o.Methods.Select(x => x.Name()).ToList(),
         SaliencyLayer = m.SaliencyLayer,
         ContrastLayer = m.ContrastLayer,
+        GradientLayer = o.Methods.Contains(AuditMethod.Gradient) ? m.GradientLayer : null,
         ClassifierLayer = m.ClassifierLayer,
         InputWidth = m.Width,
         InputHeight = m.Height,
@@ -130,21 +137,33 @@ public sealed class OutputLayout(string folder)
     public string Full(string relative) => Path.Combine(Folder, relative.Replace('/', Path.DirectorySeparatorChar));
 
     /// <summary>
-    /// A relative path safe to use under the output folder: characters other than letters, digits, '.', '-', '_' become
-    /// '_', and "." / ".." segments cannot climb out.
+    /// A relative path safe to use under the output folder (and in a URL), and different for different keys: ASCII
+    /// letters, digits, '.', '-' and '_' are kept; every other character (including '~') becomes '~' followed by the hex
+    /// of its UTF-8 bytes (<c>x y.png</c> → <c>x~20y.png</c>, while <c>x_y.png</c> stays); "." and ".." segments are
+    /// encoded the same way, so they cannot climb out, and an empty segment becomes "~".
     /// </summary>
     public static string SafeRelative(string key)
     {
-        var parts = key.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var parts = key.Split('/');
         var sb = new StringBuilder();
-        foreach (var part in parts)
+        Span<byte> utf8 = stackalloc byte[4];
+        for (int p = 0; p < parts.Length; p++)
         {
-            if (sb.Length > 0) sb.Append('/');
-            if (part is "." or "..") { sb.Append('_', part.Length); continue; }
-            foreach (char c in part)
-                sb.Append(char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' ? c : '_');
+            var part = parts[p];
+            if (p > 0) sb.Append('/');
+            if (part.Length == 0) { sb.Append('~'); continue; }
+            bool dots = part is "." or "..";
+            for (int i = 0; i < part.Length; i++)
+            {
+                char c = part[i];
+                if (!dots && (char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_')) { sb.Append(c); continue; }
+                int n = char.IsSurrogatePair(part, i)
+                    ? new Rune(part[i], part[++i]).EncodeToUtf8(utf8)
+                    : Rune.TryCreate(c, out var rune) ? rune.EncodeToUtf8(utf8) : new Rune(0xFFFD).EncodeToUtf8(utf8);
+                foreach (byte b in utf8[..n]) sb.Append('~').Append(b.ToString("X2", CultureInfo.InvariantCulture));
+            }
         }
-        return sb.Length == 0 ? "_" : sb.ToString();
+        return sb.ToString();
     }
 }
 

@@ -39,7 +39,8 @@ public static class Merger
         var started = DateTime.UtcNow;
         if (string.IsNullOrWhiteSpace(o.OutputFolder)) throw new AuditUsageException("Give the merged output folder: --out <folder>.");
         if (!(o.MinEnergy >= 0 && o.MinEnergy <= 1)) throw new AuditUsageException($"--min-energy must be in [0, 1] (got {o.MinEnergy}).");
-        var folders = FindShardFolders(o.Sources);
+        var folders = FindShardFolders(o.Sources, out var repeated);
+        foreach (var r in repeated) log?.Report($"'{r}' is given more than once; it is merged once");
         var target = new OutputLayout(o.OutputFolder);
         if (folders.Any(f => string.Equals(Path.GetFullPath(f), target.Folder, StringComparison.Ordinal)))
             throw new AuditUsageException("The merged output folder must not be one of the shard folders.");
@@ -55,17 +56,22 @@ public static class Merger
             if (s.Job.ShardCount != count)
                 throw new AuditUsageException($"'{s.Layout.Folder}' is shard {s.Job.ShardIndex}/{s.Job.ShardCount}, but '{shards[0].Layout.Folder}' is one of {count} shards.");
         }
+        var missing = Enumerable.Range(0, count).Except(shards.Select(s => s.Job.ShardIndex)).ToList();
+        string missingText = missing.Count == 0 ? "" : $"missing shard{(missing.Count > 1 ? "s" : "")} {string.Join(", ", missing.Select(i => $"{i}/{count}"))}";
         var dup = shards.GroupBy(s => s.Job.ShardIndex).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null)
-            throw new AuditUsageException($"Shard {dup.Key}/{count} is given twice: {string.Join(", ", dup.Select(s => s.Layout.Folder))}.");
-        var missing = Enumerable.Range(0, count).Except(shards.Select(s => s.Job.ShardIndex)).ToList();
+            throw new AuditUsageException(
+                $"Shard {dup.Key}/{count} is given twice, in different folders: {string.Join(", ", dup.Select(s => s.Layout.Folder))}; keep one of them" +
+                (missing.Count > 0 ? $" ({missingText})." : "."));
         if (missing.Count > 0 && !o.AllowIncomplete)
-            throw new AuditUsageException($"Shards {string.Join(", ", missing.Select(i => $"{i}/{count}"))} are missing (pass --allow-incomplete to merge anyway).");
+            throw new AuditUsageException($"The merge lacks {missingText} of {count} (pass --allow-incomplete to merge the others anyway).");
+        if (missing.Count > 0) log?.Report($"merging without {missingText}: their images are not in the report");
 
         // Each shard's last summary: status, input count and the fingerprint of the full input list.
         int inputs = 0, pending = 0;
         string? fingerprint = null;
         var timings = new Timings();
+        double shardWork = 0;
         foreach (var s in shards)
         {
             var summary = ReadSummary(s.Layout);
@@ -86,6 +92,8 @@ public static class Merger
                 timings.Compute += Get("compute_s");
                 timings.Write += Get("overlays_and_measures_s");
                 timings.Journal += Get("journal_s");
+                timings.Total += Get("total_s");
+                shardWork += Get("decode_s") + Get("compute_s") + Get("overlays_and_measures_s") + Get("journal_s");
             }
         }
 
@@ -127,12 +135,18 @@ public static class Merger
             Pending = Math.Max(pending, inputs - sorted.Count),
             InputFingerprint = fingerprint ?? "",
             StartedUtc = started,
+            MissingShards = missing.Select(i => $"{i}/{count}").ToList(),
             MergedFrom = shards.OrderBy(s => s.Job.ShardIndex).Select(s => Path.GetRelativePath(target.Folder, s.Layout.Folder).Replace('\\', '/')).ToList(),
             Timings = timings,
         };
-        timings.Total = clock.Elapsed.TotalSeconds;
+        // The shards' phases are summed (process seconds, not wall time); the rate is per shard process.
+        timings.ImagesPerSecond = shardWork > 0 ? sorted.Count / shardWork : 0;
+        timings.Merge = clock.Elapsed.TotalSeconds;
         var counts = ReportWriter.Write(target, job, sorted, run, o.MinEnergy, timings);
-        return new AuditResult(status, target.Folder, inputs, counts.Processed, counts.Skipped, run.Pending, counts.Rows, counts.FlaggedRows, 0, 0);
+        return new AuditResult(status, target.Folder, inputs, counts.Processed, counts.Skipped, run.Pending, counts.Rows, counts.FlaggedRows, 0, 0)
+        {
+            MissingShards = run.MissingShards,
+        };
     }
 
     /// <summary>
@@ -161,6 +175,7 @@ public static class Merger
             InputFingerprint = summary?["run"]?["input_fingerprint"]?.GetValue<string>() ?? "",
             StartedUtc = DateTime.UtcNow,
             MergedFrom = mergedFrom,
+            MissingShards = summary?["run"]?["missing_shards"] is JsonArray ms ? ms.Select(n => n!.GetValue<string>()).ToList() : [],
         };
         var timings = new Timings();
         var counts = ReportWriter.Write(layout, job, records, run, minEnergy, timings);
@@ -168,13 +183,13 @@ public static class Merger
     }
 
     /// <summary>The shard folders among <paramref name="sources"/> (a folder with <c>.audit/job.json</c>, or its <c>shard-*</c> subfolders).</summary>
-    internal static List<string> FindShardFolders(IReadOnlyList<string> sources)
+    internal static List<string> FindShardFolders(IReadOnlyList<string> sources, out List<string> repeated)
     {
         if (sources.Count == 0) throw new AuditUsageException("Give the shard folders to merge (or the folder that contains shard-i-of-N folders).");
         var result = new List<string>();
         foreach (var s in sources)
         {
-            var full = Path.GetFullPath(s);
+            var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(s));
             if (!Directory.Exists(full)) throw new AuditUsageException($"'{s}' does not exist.");
             if (File.Exists(new OutputLayout(full).JobFile) && Path.GetFileName(full).StartsWith("shard-", StringComparison.Ordinal))
             {
@@ -189,6 +204,7 @@ public static class Merger
             }
             result.AddRange(subs);
         }
+        repeated = result.GroupBy(f => f, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
         return result.Distinct(StringComparer.Ordinal).ToList();
     }
 
@@ -207,5 +223,6 @@ public static class Merger
     }
 
     internal static string Describe(AuditResult r) => string.Create(CultureInfo.InvariantCulture,
-        $"{r.Status.ToString().ToLowerInvariant()}: {r.Processed} processed, {r.Skipped} skipped, {r.Pending} pending, {r.Rows} rows, {r.FlaggedRows} flagged");
+        $"{r.Status.ToString().ToLowerInvariant()}: {r.Processed} processed, {r.Skipped} skipped, {r.Pending} pending, {r.Rows} rows, {r.FlaggedRows} flagged") +
+        (r.MissingShards.Count > 0 ? $"; missing shards {string.Join(", ", r.MissingShards)} (their images are not counted)" : "");
 }

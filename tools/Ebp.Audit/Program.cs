@@ -11,7 +11,12 @@ public static class Program
     /// <summary>Exit codes.</summary>
     public const int Ok = 0, Failed = 1, Usage = 2, Interrupted = 130, Terminated = 143;
 
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error, Environment.GetEnvironmentVariable, handleSignals: true);
+    public static int Main(string[] args)
+    {
+        // Before libtorch loads: OpenMP reads its wait policy once (spinning idle threads made the default 8x slower on a busy host).
+        Ebp.Threading.TorchThreads.PreferPassiveWaiting();
+        return Run(args, Console.Out, Console.Error, Environment.GetEnvironmentVariable, handleSignals: true);
+    }
 
     /// <summary>Runs the command line with the given console and environment (for embedding and tests).</summary>
     /// <param name="args">The arguments.</param>
@@ -94,7 +99,8 @@ public static class Program
         private readonly Option<string?> _mean = new("--mean") { Description = "Per-channel mean after scaling to [0,1], comma-separated (default 0)." };
         private readonly Option<string?> _std = new("--std") { Description = "Per-channel std, comma-separated (default 1)." };
         private readonly Option<string[]> _methods = new("--method", "--methods") { Description = "ebp, cebp, gradient (comma-separated or repeated).", DefaultValueFactory = _ => ["ebp"], AllowMultipleArgumentsPerToken = true };
-        private readonly Option<string?> _layer = new("--layer") { Description = "Saliency layer (module name; default: the card's, else the input)." };
+        private readonly Option<string?> _layer = new("--layer") { Description = "Saliency layer of ebp and cebp (module name; default: the card's, else the input)." };
+        private readonly Option<string?> _gradientLayer = new("--gradient-layer") { Description = "gradient: saliency layer (default: the input, as TorchRay)." };
         private readonly Option<string?> _contrastLayer = new("--contrast-layer") { Description = "cebp: contrast layer (default: the card's)." };
         private readonly Option<string?> _classifierLayer = new("--classifier-layer") { Description = "cebp: classifier layer (default: the card's, else the last conv/linear)." };
         private readonly Option<int> _batch = new("--batch-size", "-b") { Description = "Images per batch: decoded, checkpointed and cancellable together.", DefaultValueFactory = _ => 8 };
@@ -108,8 +114,8 @@ public static class Program
         private readonly Option<int?> _shards = new("--shards") { Description = "Number of shards N (with $JOB_COMPLETION_INDEX)." };
         private readonly Option<bool> _restart = new("--restart") { Description = "Discard earlier results in the output folder instead of resuming." };
         private readonly Option<string> _device = new("--device") { Description = "TorchSharp device.", DefaultValueFactory = _ => "cpu" };
-        private readonly Option<int?> _threads = new("--threads") { Description = "Torch intra-op threads." };
-        private readonly Option<string> _progress = new("--progress") { Description = "auto | bar | lines | none.", DefaultValueFactory = _ => "auto" };
+        private readonly Option<int?> _threads = new("--threads") { Description = "Torch intra-op threads (default: the CPUs this process may use: affinity and cgroup CPU quota)." };
+        private readonly Option<string> _progress = new("--progress") { Description = "auto | bar | lines | none (auto: a live bar on a terminal, plain lines in logs).", DefaultValueFactory = _ => "auto" };
 
         public RootCommand BuildRoot()
         {
@@ -117,7 +123,7 @@ public static class Program
                 "ebp-audit: explain a folder or manifest of images with Excitation Backprop (and c-EBP, gradient); write overlays, " +
                 "results.csv/.jsonl, summary.json/.md and an HTML gallery. Reruns resume; --shard splits the work; 'merge' combines shards.");
             foreach (var o in new Option[] { _input, _manifest, _annotations, _labelFromFolder, _out, _model, _weights, _numClasses, _classNames,
-                                             _inputSize, _mean, _std, _methods, _layer, _contrastLayer, _classifierLayer, _batch, _computeBatch, _topK, _minEnergy,
+                                             _inputSize, _mean, _std, _methods, _layer, _gradientLayer, _contrastLayer, _classifierLayer, _batch, _computeBatch, _topK, _minEnergy,
                                              _tolerance, _alpha, _noOverlays, _shard, _shards, _restart, _device, _threads, _progress })
                 root.Options.Add(o);
             root.SetAction(parse => RunJob(parse));
@@ -177,6 +183,7 @@ public static class Program
             Std = p.GetValue(_std) is { } std ? ParseFloats(std, "--std") : null,
             Methods = AuditMethods.ParseList(p.GetValue(_methods)!),
             SaliencyLayer = p.GetValue(_layer),
+            GradientLayer = p.GetValue(_gradientLayer),
             ContrastLayer = p.GetValue(_contrastLayer),
             ClassifierLayer = p.GetValue(_classifierLayer),
             BatchSize = p.GetValue(_batch),
@@ -204,10 +211,19 @@ public static class Program
                 "none" => ProgressStyle.None,
                 var s => throw new AuditUsageException($"--progress must be auto, bar, lines or none (got '{s}')."),
             };
-            var progress = new ConsoleProgress(style, ReferenceEquals(stdout, Console.Out) ? null : stdout);
+            bool console = ReferenceEquals(stdout, Console.Out);
             if (options.Shard.IsSharded) stdout.WriteLine($"shard {options.Shard}: writing to {options.EffectiveOutputFolder}");
-            IProgress<AuditProgress> report = Observer is { } observer ? new Tee(progress, observer) : progress;
-            var result = new AuditJob(options).Run(report, Token);
+            AuditResult result;
+            if (console && (style == ProgressStyle.Bar || (style == ProgressStyle.Auto && !Console.IsOutputRedirected)))
+            {
+                result = LiveProgress.Run(new AuditJob(options), Observer, Token);
+            }
+            else
+            {
+                var progress = new ConsoleProgress(style == ProgressStyle.Bar ? ProgressStyle.Lines : style, console ? null : stdout);
+                IProgress<AuditProgress> report = Observer is { } observer ? new Tee(progress, observer) : progress;
+                result = new AuditJob(options).Run(report, Token);
+            }
             stdout.WriteLine($"{result.OutputFolder}: {Merger.Describe(result)}");
             if (result.Status == AuditStatus.Cancelled)
             {

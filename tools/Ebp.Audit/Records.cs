@@ -88,15 +88,21 @@ public static class Flags
     public const string LowEnergy = "low_energy";
     public const string LabelMismatch = "label_mismatch";
     public const string EmptyMap = "empty_map";
+    public const string FalsePositive = "false_positive";
+    public const string MissedLabel = "missed_label";
 
     /// <summary>All flags in report order.</summary>
-    public static readonly string[] All = [PeakOutsideObjects, LowEnergy, LabelMismatch, EmptyMap];
+    public static readonly string[] All = [PeakOutsideObjects, LowEnergy, LabelMismatch, FalsePositive, MissedLabel, EmptyMap];
 
     /// <summary>
     /// <list type="bullet">
     /// <item><c>peak_outside_objects</c>: the image has annotated objects and the peak is farther than the pointing tolerance from every box (any class);</item>
     /// <item><c>low_energy</c>: the class has boxes and less than <paramref name="minEnergy"/> of the positive mass lies inside them;</item>
     /// <item><c>label_mismatch</c>: the image has a label and the top-1 prediction differs;</item>
+    /// <item><c>false_positive</c>: the row explains the top-1 prediction of an image with annotated model classes, and the
+    /// prediction is none of them;</item>
+    /// <item><c>missed_label</c>: the row's class is annotated but the model does not rank it among its top n classes, n
+    /// the number of annotated classes of the image;</item>
     /// <item><c>empty_map</c>: the map has no positive mass (no peak).</item>
     /// </list>
     /// </summary>
@@ -107,6 +113,9 @@ public static class Flags
         // Compared as reported (4 decimals), so that the flag always agrees with the printed number.
         if (row.Energy is { } e && Math.Round(e, 4) < minEnergy) flags.Add(LowEnergy);
         if (image.Label is { } l && l != image.Predicted) flags.Add(LabelMismatch);
+        int annotated = image.Rows.Where(r => r.ClassAnnotated).Select(r => r.Class).Distinct().Count();
+        if (annotated > 0 && row.Class == image.Predicted && !row.ClassAnnotated) flags.Add(FalsePositive);
+        if (row.ClassAnnotated && row.Rank > annotated) flags.Add(MissedLabel);
         if (row.Empty) flags.Add(EmptyMap);
         return flags;
     }

@@ -129,7 +129,8 @@ public static class ReportWriter
         private readonly RunInfo _run;
         private readonly double _minEnergy;
         private readonly List<(string Image, string Reason)> _skipped;
-        private readonly List<(string Text, int Images)> _warnings;
+        private readonly List<(string Text, int Images, List<string> Examples)> _warnings;
+        private const int WarningExamples = 5;
         private readonly Dictionary<string, int> _flagCounts;
         private readonly List<MethodStats> _methods;
 
@@ -144,7 +145,8 @@ public static class ReportWriter
             Rows = rows.Count;
             _skipped = records.Where(r => !r.IsDone).Select(r => (r.Image, r.Reason ?? "")).ToList();
             _warnings = records.SelectMany(r => r.Warnings.Distinct().Select(w => (r.Image, w)))
-                .GroupBy(x => x.w).Select(g => (g.Key, g.Count())).OrderBy(x => x.Key, StringComparer.Ordinal).ToList();
+                .GroupBy(x => x.w).Select(g => (g.Key, g.Count(), g.Select(x => x.Image).Order(StringComparer.Ordinal).Take(WarningExamples).ToList()))
+                .OrderBy(x => x.Key, StringComparer.Ordinal).ToList();
             AnnotatedImages = done.Count(r => r.Objects > 0);
             Labelled = done.Count(r => r.Label is not null);
             LabelCorrect = done.Count(r => r.Label is { } l && l == r.Predicted);
@@ -220,6 +222,9 @@ public static class ReportWriter
                 foreach (var m in _job.Methods) w.WriteStringValue(m);
                 w.WriteEndArray();
                 w.WriteString("saliency_layer", _job.SaliencyLayer);
+                w.WriteStartObject("layers");
+                foreach (var m in _job.Methods) w.WriteString(m, _job.LayerOf(m));
+                w.WriteEndObject();
                 w.WriteString("contrast_layer", _job.ContrastLayer);
                 w.WriteString("classifier_layer", _job.ClassifierLayer);
                 w.WriteString("input_size", $"{_job.InputWidth}x{_job.InputHeight}x{_job.Channels}");
@@ -294,11 +299,14 @@ public static class ReportWriter
                 w.WriteEndArray();
 
                 w.WriteStartArray("warnings");
-                foreach (var (text, images) in _warnings)
+                foreach (var (text, images, examples) in _warnings)
                 {
                     w.WriteStartObject();
                     w.WriteString("warning", text);
                     w.WriteNumber("images", images);
+                    w.WriteStartArray("examples");
+                    foreach (var e in examples) w.WriteStringValue(e);
+                    w.WriteEndArray();
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();
@@ -317,6 +325,9 @@ public static class ReportWriter
                     {
                         w.WriteNull("merged_from");
                     }
+                    w.WriteStartArray("missing_shards");
+                    foreach (var m in _run.MissingShards) w.WriteStringValue(m);
+                    w.WriteEndArray();
                     w.WriteString("input_fingerprint", _run.InputFingerprint);
                     w.WriteNumber("resumed_images", _run.ResumedImages);
                     w.WriteNumber("journal_entries_dropped", _run.JournalEntriesDropped);
@@ -332,6 +343,12 @@ public static class ReportWriter
                     Seconds("journal_s", timings.Journal);
                     Seconds("report_s", timings.Report);
                     Seconds("images_per_s", timings.ImagesPerSecond);
+                    if (timings.Threads > 0) w.WriteNumber("threads", timings.Threads);
+                    if (timings.Merge is { } merge)
+                    {
+                        w.WriteString("note", "merged: the phases are the shards' seconds summed, images_per_s is per shard process; merge_s is the merge's wall time");
+                        Seconds("merge_s", merge);
+                    }
                     w.WriteEndObject();
                     w.WriteEndObject();
                 }
@@ -351,7 +368,7 @@ public static class ReportWriter
             if (_run.Pending > 0) sb.Append($" ({_run.Pending} images pending; rerun the same command to resume)");
             sb.Append("\n\n");
             sb.Append($"Model: {Md(_job.Model)} (`{_job.ModelIdentity[..Math.Min(12, _job.ModelIdentity.Length)]}`), input {_job.InputWidth}×{_job.InputHeight}×{_job.Channels}, ");
-            sb.Append($"methods {string.Join(", ", _job.Methods)}, saliency layer `{(_job.SaliencyLayer.Length == 0 ? "(input)" : _job.SaliencyLayer)}`");
+            sb.Append("methods " + string.Join(", ", _job.Methods.Select(m => $"{m} at `{(_job.LayerOf(m).Length == 0 ? "(input)" : _job.LayerOf(m))}`")));
             if (_job.ContrastLayer is not null) sb.Append($", contrast layer `{_job.ContrastLayer}`");
             sb.Append($", top-k {_job.TopK}, min energy {FormatRatio(_minEnergy)}.\n\n");
 
@@ -403,19 +420,23 @@ public static class ReportWriter
             }
             if (_warnings.Count > 0)
             {
-                sb.Append("## Warnings\n\n| warning | images |\n|---|---:|\n");
-                foreach (var (text, images) in _warnings) sb.Append($"| {Md(text)} | {images} |\n");
+                sb.Append("## Warnings\n\n| warning | images | e.g. |\n|---|---:|---|\n");
+                foreach (var (text, images, examples) in _warnings)
+                    sb.Append($"| {Md(text)} | {images} | {Md(string.Join(", ", examples))}{(images > examples.Count ? ", …" : "")} |\n");
                 sb.Append('\n');
             }
 
             sb.Append("## Run\n\n");
             if (_run.Shard is not null) sb.Append($"Shard {_run.Shard}. ");
             if (_run.MergedFrom is { } from) sb.Append($"Merged from {from.Count} shard folders. ");
+            if (_run.MissingShards.Count > 0) sb.Append($"**Missing shards: {string.Join(", ", _run.MissingShards)}** (their images are not in this report). ");
             sb.Append($"Resumed {_run.ResumedImages} finished images; {_run.JournalEntriesDropped} journal entries were invalid or stale and redone.\n\n");
+            if (timings.Merge is not null) sb.Append("Timings are the shards' seconds summed (not wall time); images per second is per shard process.\n\n");
             sb.Append("| timing | seconds |\n|---|---:|\n");
             sb.Append($"| total | {timings.Total.ToString("F1", Inv)} |\n| model load | {timings.ModelLoad.ToString("F1", Inv)} |\n");
             sb.Append($"| decode | {timings.Decode.ToString("F1", Inv)} |\n| saliency (stages) | {timings.Compute.ToString("F1", Inv)} |\n");
             sb.Append($"| measures and overlays | {timings.Write.ToString("F1", Inv)} |\n| images per second | {timings.ImagesPerSecond.ToString("F2", Inv)} |\n");
+            if (timings.Merge is { } merge) sb.Append($"| merge (wall time) | {merge.ToString("F1", Inv)} |\n");
             return sb.ToString();
         }
     }

@@ -74,7 +74,7 @@ internal sealed class SaliencyStage : IDisposable
             OutputColumnName = "Saliency",
             Model = model.Module,
             Method = method.ToSaliencyMethod(),
-            SaliencyLayer = model.SaliencyLayer,
+            SaliencyLayer = model.LayerFor(method),
             ContrastLayer = method == AuditMethod.Cebp ? model.ContrastLayer : null,
             ClassifierLayer = method == AuditMethod.Cebp ? model.ClassifierLayer : null,
             ImageWidth = model.Width,
