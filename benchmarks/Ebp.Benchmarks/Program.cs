@@ -6,6 +6,8 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 // dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick] [--only baseline|linear|classes|memory|mlnet] [--model vgg16|resnet50]
+// Idle OpenMP threads must sleep, not spin, on a shared host: set before libtorch loads.
+Ebp.Threading.TorchThreads.PreferPassiveWaiting();
 var runsOption = new Option<int>("--runs") { Description = "Timed runs per figure (medians).", DefaultValueFactory = _ => 5 };
 var warmupOption = new Option<int>("--warmup") { Description = "Untimed warm-up runs.", DefaultValueFactory = _ => 1 };
 var threadsOption = new Option<int>("--threads") { Description = "Torch intra-op threads.", DefaultValueFactory = _ => 2 };

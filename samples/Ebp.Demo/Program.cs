@@ -19,6 +19,8 @@ using static TorchSharp.torch;
 //    200-digit subset).
 // 3. Explains a few scenes with Excitation Backprop and contrastive EBP and writes side-by-side PNG figures.
 // 4. Plays the pointing game on a few hundred scenes and prints the table.
+// Idle OpenMP threads must sleep, not spin, on a shared host: set before libtorch loads.
+Ebp.Threading.TorchThreads.PreferPassiveWaiting();
 var inv = CultureInfo.InvariantCulture;
 var total = Stopwatch.StartNew();
 var outOption = new Option<string>("--out") { Description = "Folder for the figures.", DefaultValueFactory = _ => Path.Combine("out", "demo") };
@@ -26,7 +28,7 @@ var modelOption = new Option<string>("--model") { Description = "Model card JSON
 var mnistOption = new Option<string?>("--mnist") { Description = "Folder with the MNIST IDX files (default: the cache of scripts/fetch-mnist.sh, else the committed subset)." };
 var figuresOption = new Option<int>("--figures") { Description = "Scenes to draw as figures.", DefaultValueFactory = _ => 6 };
 var scenesOption = new Option<int>("--scenes") { Description = "Scenes for the pointing game.", DefaultValueFactory = _ => 300 };
-var threadsOption = new Option<int>("--threads") { Description = "Torch intra-op threads.", DefaultValueFactory = _ => 2 };
+var threadsOption = new Option<int?>("--threads") { Description = "Torch intra-op threads (default: the CPUs this process may use, container quota included)." };
 var root = new RootCommand("Ebp demo: explains cluttered-MNIST test scenes with EBP and contrastive EBP, writes figures, prints the pointing game.")
 {
     outOption, modelOption, mnistOption, figuresOption, scenesOption, threadsOption,
@@ -37,8 +39,9 @@ if (parsed.Action is not null) return parsed.Invoke();
 string outDir = parsed.GetValue(outOption)!;
 string modelPath = parsed.GetValue(modelOption)!;
 string? mnistDir = parsed.GetValue(mnistOption);
-int figures = parsed.GetValue(figuresOption), pointingScenes = parsed.GetValue(scenesOption), threads = parsed.GetValue(threadsOption);
-torch.set_num_threads(threads);
+int figures = parsed.GetValue(figuresOption), pointingScenes = parsed.GetValue(scenesOption);
+int? threads = parsed.GetValue(threadsOption);
+Ebp.Threading.TorchThreads.Configure(threads);
 
 // --- 1. The model: architecture from the card's JSON spec, weights loaded strictly. -----------------------------
 using var loaded = LoadedModel.Load(modelPath);

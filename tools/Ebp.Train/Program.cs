@@ -18,6 +18,8 @@ using static TorchSharp.torch;
 // scenes, 1) --test-scenes N (2000) --threads N (2) --mnist DIR (default: the fetch-mnist.sh cache) --log-every N (100)
 // --bench N (time N steps and exit, nothing written). About 15 minutes on an idle 2-core machine; needs the full MNIST
 // cache (scripts/fetch-mnist.sh). Same options, machine and thread count → byte-identical weights.
+// Idle OpenMP threads must sleep, not spin, on a shared host: set before libtorch loads.
+Ebp.Threading.TorchThreads.PreferPassiveWaiting();
 var culture = CultureInfo.InvariantCulture;
 var outOption = new Option<string>("--out") { Description = "Weights file to write (the model card goes beside it as .json).", DefaultValueFactory = _ => "models/cluttered-mnist-vgg.safetensors" };
 var stepsOption = new Option<int>("--steps") { Description = "Training steps.", DefaultValueFactory = _ => 2500 };
