@@ -10,7 +10,7 @@ namespace Ebp.Onnx;
 /// (Shape, Gather, Concat of shapes …) runs as plain tensor code. The module returns the logits, before a
 /// final Softmax/LogSoftmax.
 /// </summary>
-public sealed class OnnxGraph : nn.Module<Tensor, Tensor>
+public sealed class OnnxGraph : nn.Module<Tensor, Tensor>, Ebp.Models.IDeclaresInputShape
 {
     internal sealed record Step(string Name, string[] Inputs, string Output, Func<Tensor[], Tensor> Run, nn.Module? Module);
 
@@ -20,6 +20,9 @@ public sealed class OnnxGraph : nn.Module<Tensor, Tensor>
     private readonly string[][] _lastUse;
 
     internal IReadOnlyList<Step> Steps => _steps;
+
+    /// <summary>The file's input shape without the batch dimension (NHWC for TensorFlow exports).</summary>
+    public IReadOnlyList<long> SampleShape { get; internal init; } = [];
 
     internal OnnxGraph(string name, string input, string output, List<Step> steps, Dictionary<string, Tensor> constants,
                        IEnumerable<(string Name, nn.Module Module)> modules) : base(name)

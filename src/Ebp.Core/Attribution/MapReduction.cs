@@ -30,14 +30,18 @@ public sealed class MapReduction
 
     /// <summary>
     /// A reduction of your own. <paramref name="reduce"/> receives <c>G [B, C, ...]</c> (do not modify it) and returns
-    /// a new tensor <c>[B, 1, ...]</c> of the same spatial shape; it runs inside a dispose scope that keeps only its result.
+    /// a new tensor <c>[B, 1, ...]</c> of the same rank, normally of the same spatial shape; for a channels-last signal
+    /// (the input of an NHWC model) it may reduce the last axis instead, <c>[B, H, W, C] → [B, 1, H, W]</c>. It runs
+    /// inside a dispose scope that keeps only its result.
     /// </summary>
     public static MapReduction Custom(string name, Func<Tensor, Tensor> reduce)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentNullException.ThrowIfNull(reduce);
-        return new MapReduction(name, reduce);
+        return new MapReduction(name, reduce) { _mayReduceLastAxis = true };
     }
+
+    private bool _mayReduceLastAxis;
 
     /// <summary>A short description, used in error messages.</summary>
     public string Name { get; }
@@ -48,8 +52,12 @@ public sealed class MapReduction
         ArgumentNullException.ThrowIfNull(signal);
         using var scope = torch.NewDisposeScope();
         var map = _reduce(signal) ?? throw new InvalidOperationException($"The map reduction '{Name}' returned null.");
-        if (map.IsInvalid || map.dim() != signal.dim() || map.shape[0] != signal.shape[0] || map.shape[1] != 1
-            || !map.shape.Skip(2).SequenceEqual(signal.shape.Skip(2)))
+        // The map keeps the signal's rank with one channel. Its spatial size is the signal's, except that a custom
+        // reduction may reduce another axis than 1 (a channels-last signal, [B, H, W, C] → [B, 1, H, W]).
+        bool fits = !map.IsInvalid && map.dim() == signal.dim() && map.shape[0] == signal.shape[0] && map.shape[1] == 1
+                    && (map.shape.Skip(2).SequenceEqual(signal.shape.Skip(2))
+                        || (_mayReduceLastAxis && map.shape.Skip(2).SequenceEqual(signal.shape.Skip(1).SkipLast(1))));
+        if (!fits)
             throw new InvalidOperationException(
                 $"The map reduction '{Name}' must turn a signal of shape [{string.Join(", ", signal.shape)}] into " +
                 $"[{signal.shape[0]}, 1, {string.Join(", ", signal.shape.Skip(2))}]; it returned " +

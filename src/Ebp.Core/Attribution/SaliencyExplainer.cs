@@ -370,8 +370,15 @@ public sealed class SaliencyExplainer
             throw new ArgumentException($"The input must be a floating-point tensor, got {input.dtype}.", nameof(input));
         if (input.dim() < 2)
             throw new ArgumentException($"The input must be batched, [B, C, ...]; got shape [{string.Join(", ", input.shape)}].", nameof(input));
-        var first = ModelInspection.FirstWeightedLayer(Model);
-        if (first is Convolution conv)
+        if (Model is Models.IDeclaresInputShape declared)
+        {
+            var sample = declared.SampleShape;
+            if (input.dim() != sample.Count + 1 || !input.shape.Skip(1).SequenceEqual(sample))
+                throw new ArgumentException(
+                    $"The input has shape [{string.Join(", ", input.shape)}], but the model declares its input as " +
+                    $"[batch, {string.Join(", ", sample)}]; resize or permute the input to that shape.", nameof(input));
+        }
+        else if (ModelInspection.FirstWeightedLayer(Model) is Convolution conv)
         {
             long expectedRank = conv.kernel_size.Length + 2;
             if (input.dim() != expectedRank)

@@ -86,7 +86,7 @@ internal sealed partial class GraphImporter
                 if (logits.dim() != 2)
                     throw new OnnxImportException($"Output '{LogitsName}' has shape [{string.Join(", ", logits.shape)}]: expected [batch, classes] class scores.");
             }
-            var graph = new OnnxGraph("OnnxGraph", InputName, Resolve(LogitsName), _steps, _consts, _modules);
+            var graph = new OnnxGraph("OnnxGraph", InputName, Resolve(LogitsName), _steps, _consts, _modules) { SampleShape = InputShape[1..] };
             graph.eval();
             return graph;
         }
