@@ -210,6 +210,7 @@ internal sealed class PyTorchZipReader : IDisposable
     /// <summary>Reads at most <c>length</c> bytes of the inner stream, then one byte more to detect overlong entries.</summary>
     private sealed class BoundedStream(Stream inner, long length) : Stream
     {
+        private readonly long _length = length;
         private long _left = length;
         private bool _probed;
 
@@ -241,8 +242,8 @@ internal sealed class PyTorchZipReader : IDisposable
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => false;
-        public override long Length => length;
-        public override long Position { get => length - _left; set => throw new NotSupportedException(); }
+        public override long Length => _length;
+        public override long Position { get => _length - _left; set => throw new NotSupportedException(); }
         public override void Flush() { }
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
