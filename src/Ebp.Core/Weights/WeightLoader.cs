@@ -388,10 +388,53 @@ public static class WeightLoader
             var strictUnexpected = strict ? unexpected : new List<string>();
             throw new StateDictMismatchException(
                 BuildMessage(model, source, prefix, strict, infos.Keys.ToList(), selected.Count, target.Count,
-                    strictMissing, strictUnexpected, shapeErrors, dtypeErrors),
+                    strictMissing, strictUnexpected, shapeErrors, dtypeErrors)
+                + SideBySide(target, selected, prefix, strictMissing, strictUnexpected, shapeErrors.Count > 0),
                 strictMissing, strictUnexpected, shapeErrors, dtypeErrors);
         }
         return new Plan(toCopy, tolerated, ignored);
+    }
+
+    /// <summary>
+    /// The model's and the weights' keys in two columns, so a renamed or shifted layer shows at a glance: each
+    /// missing key is paired with an unexpected key of the same shape when there is one (in order), and every
+    /// shape mismatch is shown with both shapes.
+    /// </summary>
+    private static string SideBySide(Dictionary<string, Tensor> target, Dictionary<string, TensorInfo> selected, string prefix,
+        List<string> missing, List<string> unexpected, bool anyShapeError)
+    {
+        if (missing.Count == 0 && unexpected.Count == 0 && !anyShapeError) return "";
+        var rows = new List<(string Model, string Weights)>();
+        var unused = unexpected.ToList();
+        var missingSet = missing.ToHashSet(StringComparer.Ordinal);
+        foreach (var (key, dst) in target)
+        {
+            string model = $"{key} {Shape(dst.shape)}";
+            if (missingSet.Contains(key))
+            {
+                int j = unused.FindIndex(u => selected[u[prefix.Length..]].Shape.SequenceEqual(dst.shape));
+                if (j >= 0)
+                {
+                    rows.Add((model, $"{unused[j]} {Shape(selected[unused[j][prefix.Length..]].Shape)}"));
+                    unused.RemoveAt(j);
+                }
+                else rows.Add((model, "(none)"));
+            }
+            else if (selected.TryGetValue(key, out var src) && !src.Shape.SequenceEqual(dst.shape))
+                rows.Add((model, $"{prefix}{key} {Shape(src.Shape)}"));
+        }
+        foreach (var u in unused)
+            rows.Add(("(none)", $"{u} {Shape(selected[u[prefix.Length..]].Shape)}"));
+        const int MaxRows = 200;
+        int width = Math.Min(60, rows.Max(r => r.Model.Length));
+        var sb = new StringBuilder();
+        sb.AppendLine();
+        sb.AppendLine($"  {"Expected (model)".PadRight(width)}   Found (weights)");
+        foreach (var (m, w) in rows.Take(MaxRows))
+            sb.AppendLine($"  {m.PadRight(width)}   {w}");
+        if (rows.Count > MaxRows)
+            sb.AppendLine($"  … and {rows.Count - MaxRows} more rows.");
+        return sb.ToString().TrimEnd();
     }
 
     private static string BuildMessage(nn.Module model, string source, string prefix, bool strict,
