@@ -71,6 +71,35 @@ public sealed class VocPointingTests
     }
 
     [TestMethod]
+    public void PointsCsvHasOneRowPerTrialMatchingTheTable()
+    {
+        string root = MakeFolder();
+        string csv = Path.Combine(root, "out", "points.csv");
+        try
+        {
+            var items = VocEvaluator.Scan(root);
+            using var model = HalfImageModel();
+            IReadOnlyList<MethodResult> results;
+            using (var writer = new PointsCsvWriter(csv))
+                results = VocEvaluator.Run(model, Classes, 1, items, [PointingMethod.Center, PointingMethod.Ebp("")], 1.0, out _,
+                    onPoint: writer.Write);
+            var lines = File.ReadAllLines(csv);
+            Assert.AreEqual("image,class,method,x,y,hit", lines[0]);
+            var rows = lines.Skip(1).Select(l => l.Split(',')).ToList();
+            Assert.HasCount(2 * 4, rows, "2 methods × 2 images × 2 classes");
+            // The centre of the 40×40 image is (20, 20) for every trial.
+            Assert.IsTrue(rows.Where(r => r[2] == "center").All(r => r[3] == "20" && r[4] == "20"));
+            foreach (var (r, m) in results.Select((r, i) => (r, i == 0 ? "center" : "ebp")))
+                Assert.AreEqual(r.All.TotalHits, rows.Count(row => row[2] == m && row[5] == "True"), m);
+            CollectionAssert.Contains(rows.Select(r => $"{r[0]},{r[1]},{r[2]}").ToList(), "a.png,left,ebp");
+        }
+        finally
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [TestMethod]
     public void VocLayoutsFoundInTheWildAreAccepted()
     {
         // VOCdevkit/VOC2007/{Annotations,JPEGImages}; lower-case folder names; XML next to the images.

@@ -31,10 +31,11 @@ public static class PointingEvaluator
     /// <param name="isDifficult">The difficult subset; default <see cref="Datasets.PointingGame.DefaultDifficultPredicate"/> of <paramref name="scenes"/>.</param>
     /// <param name="progress">Called after each batch with (method, scenes done).</param>
     /// <param name="normalization">The model card's input normalisation (null: pixel/255 as is).</param>
+    /// <param name="onPoint">Called with every (scene, class, method) point and whether it hit.</param>
     public static IReadOnlyList<MethodResult> Run(
         nn.Module<Tensor, Tensor> model, IReadOnlyList<ClutteredScene> scenes, IReadOnlyList<PointingMethod> methods,
         int batch = 25, double? tolerancePx = null, Func<ClutteredScene, SceneDigit, bool>? isDifficult = null,
-        Action<PointingMethod, int>? progress = null, InputNormalization? normalization = null)
+        Action<PointingMethod, int>? progress = null, InputNormalization? normalization = null, Action<PointRecord>? onPoint = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scenes);
@@ -70,6 +71,7 @@ public static class PointingEvaluator
                         var (x, y) = points[b][k];
                         bool hit = Datasets.PointingGame.IsHit(digit.InkMask, scene.Width, scene.Height, x, y, tolerance);
                         acc.Record(digit.ClassId, hit, isDifficult(scene, digit));
+                        onPoint?.Invoke(new PointRecord($"scene {start + b}", digit.ClassId.ToString(System.Globalization.CultureInfo.InvariantCulture), method.Name, x, y, hit));
                     }
                 }
                 progress?.Invoke(method, Math.Min(start + batch, scenes.Count));

@@ -17,7 +17,7 @@ using TorchSharp;
 // --mnist DIR (MNIST folder; default the scripts/fetch-mnist.sh cache, else the committed 200-digit subset
 // samples/Ebp.Demo/data/mnist-t10k-subset, or the folder given with --subset DIR).
 var inv = CultureInfo.InvariantCulture;
-string? modelPath = null, voc = null, classesList = null, classesFile = null, mnistDir = null, subsetDir = null, markdown = null;
+string? modelPath = null, voc = null, classesList = null, classesFile = null, mnistDir = null, subsetDir = null, markdown = null, pointsPath = null;
 string? saliencyLayer = null, contrastLayer = null, classifierLayer = null;
 string methodList = "center,gradient,ebp,cebp";
 int scenesCount = 2000, batch = 25, threads = 2;
@@ -35,6 +35,7 @@ try
             case "--classes-file": classesFile = Next(); break;
             case "--mnist": mnistDir = Next(); break;
             case "--subset": subsetDir = Next(); break;
+            case "--points": pointsPath = Next(); break;
             case "--markdown": markdown = Next(); break;
             case "--methods": methodList = Next(); break;
             case "--saliency-layer": saliencyLayer = Next(); break;
@@ -51,6 +52,7 @@ try
                       VOC-style folder: --voc FOLDER --model CARD.json [--classes a,b,c | --classes-file FILE] [--tolerance PX]
                       common: [--methods center,gradient,gradient-signed,ebp,cebp] [--saliency-layer L] [--contrast-layer L]
                               [--classifier-layer L] [--threads 2] [--mnist DIR] [--subset DIR]
+                              [--points FILE]  (CSV per trial: image,class,method,x,y,hit)
                     """);
                 return 0;
             default: throw new ArgumentException($"Unknown argument '{args[i]}' (try --help).");
@@ -66,6 +68,7 @@ catch (Exception e) when (e is ArgumentException or FormatException)
 try
 {
     torch.set_num_threads(threads);
+    using var pointsCsv = pointsPath is null ? null : new PointsCsvWriter(pointsPath);
     modelPath ??= FindDefaultModel();
     using var loaded = LoadedModel.Load(modelPath);
     var card = loaded.Card;
@@ -94,7 +97,7 @@ try
         var items = VocEvaluator.Scan(voc);
         double tol = tolerance ?? 15.0 * card.Input.Width / 224.0;
         Console.WriteLine($"VOC folder {Path.GetFullPath(voc)}: {items.Count} images; classes {string.Join(",", classNames)}; tolerance {tol.ToString("F2", inv)} px");
-        var results = VocEvaluator.Run(loaded.Model, classNames, card.Input.Channels, items, methods, tol, out int skipped, Progress, card.Input.Normalization);
+        var results = VocEvaluator.Run(loaded.Model, classNames, card.Input.Channels, items, methods, tol, out int skipped, Progress, card.Input.Normalization, pointsCsv is null ? null : pointsCsv.Write);
         if (skipped > 0) Console.WriteLine($"({skipped} annotated objects have a class the model does not know; skipped)");
         Console.WriteLine();
         Console.WriteLine(Report.Table(results));
@@ -116,7 +119,7 @@ try
     Console.WriteLine($"mAP {mAP.ToString("F4", inv)} (AP per class: {string.Join(" ", perClassAp.Select(a => a.ToString("F3", inv)))}); " +
                       $"exact label set in top-k: {AveragePrecision.ExactSetAccuracy(scores, labels).ToString("P1", inv)}");
 
-    var clutteredResults = PointingEvaluator.Run(loaded.Model, scenes, methods, batch, tolerancePx, difficult, Progress, card.Input.Normalization);
+    var clutteredResults = PointingEvaluator.Run(loaded.Model, scenes, methods, batch, tolerancePx, difficult, Progress, card.Input.Normalization, pointsCsv is null ? null : pointsCsv.Write);
     string table = Report.Table(clutteredResults);
     string perClass = Report.PerClassTable(clutteredResults, card.ClassNames);
     Console.WriteLine();

@@ -142,10 +142,11 @@ public static class VocEvaluator
     /// </summary>
     /// <param name="tolerancePx">Hit tolerance in pixels of the image (the paper: 15 px on the original image).</param>
     /// <param name="normalization">The model card's input normalisation (null: pixel/255 as is).</param>
+    /// <param name="onPoint">Called with every (image, class, method) point and whether it hit.</param>
     public static IReadOnlyList<MethodResult> Run(
         nn.Module<Tensor, Tensor> model, IReadOnlyList<string> classNames, int inChannels, IReadOnlyList<VocItem> items,
         IReadOnlyList<PointingMethod> methods, double tolerancePx, out int skippedObjects, Action<PointingMethod, int>? progress = null,
-        InputNormalization? normalization = null)
+        InputNormalization? normalization = null, Action<PointRecord>? onPoint = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(classNames);
@@ -191,6 +192,7 @@ public static class VocEvaluator
                     var mask = a.ClassMask(present[k]);
                     bool hit = Datasets.PointingGame.IsHit(mask, a.Width, a.Height, points[k].X, points[k].Y, tolerancePx);
                     acc.Record(index[present[k]], hit, IsDifficult(a, present[k], mask, present));
+                    onPoint?.Invoke(new PointRecord(Path.GetFileName(item.ImagePath), present[k], method.Name, points[k].X, points[k].Y, hit));
                 }
                 progress?.Invoke(method, done);
             }
