@@ -26,6 +26,7 @@ public static class WeightLoader
     /// BatchNorm <c>num_batches_tracked</c> counters may be absent. If false, missing and unexpected keys are ignored.
     /// Shape and element-type mismatches are errors either way.</param>
     /// <returns>Which keys were loaded, left missing and ignored.</returns>
+    /// <exception cref="InvalidOperationException">A <see cref="SaliencySession"/> is open on the model (dispose it first).</exception>
     /// <exception cref="StateDictMismatchException">(an <see cref="ArgumentException"/>) Missing / unexpected keys (strict),
     /// shape mismatches, or a non-floating tensor for a floating parameter. The message lists every offending name;
     /// nothing was copied.</exception>
@@ -34,6 +35,7 @@ public static class WeightLoader
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(stateDict);
+        OpenSessions.ThrowIfOpen(model, "the state dict");
         return LoadCore(model, stateDict, prefix, strict, source: "the state dict");
     }
 
@@ -47,6 +49,7 @@ public static class WeightLoader
     /// <param name="strict">See <see cref="LoadStateDict"/>.</param>
     /// <returns>Which keys were loaded, left missing and ignored.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidOperationException">A <see cref="SaliencySession"/> is open on the model (dispose it first).</exception>
     /// <exception cref="InvalidDataException">The file is corrupt, truncated or in an unsupported format, or its
     /// contents do not match the model (then the <see cref="Exception.InnerException"/> is a
     /// <see cref="StateDictMismatchException"/> with the details, and the message is the same list). The message names the file.</exception>
@@ -55,6 +58,7 @@ public static class WeightLoader
     {
         ArgumentNullException.ThrowIfNull(model);
         string source = $"'{path}'";
+        OpenSessions.ThrowIfOpen(model, source);
         try
         {
             switch (DetectFormat(path))
