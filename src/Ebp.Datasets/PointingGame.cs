@@ -21,11 +21,11 @@ public static class PointingGame
     }
 
     /// <summary>
-    /// True when some pixel of <paramref name="mask"/> (width*height, row-major, true = target) lies within
-    /// Euclidean distance &lt;= <paramref name="tolerancePx"/> of pixel (<paramref name="px"/>, <paramref name="py"/>):
-    /// a point on the mask is always a hit, and a tolerance of 0 means exactly on the mask. Distances are
-    /// between pixel indices (dx²+dy² compared with tolerance², in exact integer/double arithmetic). The
-    /// point may lie outside the canvas.
+    /// True when some pixel of <paramref name="mask"/> (width*height, row-major, true = target) lies at a
+    /// Euclidean distance strictly less than <paramref name="tolerancePx"/> from pixel (<paramref name="px"/>,
+    /// <paramref name="py"/>): TorchRay's rule, <c>du² + dv² &lt; tolerance²</c>, so a mask pixel exactly at the
+    /// tolerance is a miss, and with a tolerance of 0 nothing is a hit (as in the reference). Distances are between
+    /// pixel indices (compared squared, in exact integer/double arithmetic). The point may lie outside the canvas.
     /// </summary>
     public static bool IsHit(bool[] mask, int width, int height, int px, int py, double tolerancePx)
     {
@@ -46,7 +46,7 @@ public static class PointingGame
             {
                 if (!mask[y * width + x]) continue;
                 long dx = x - px;
-                if (dx * dx + dy * dy <= tol2) return true;
+                if (dx * dx + dy * dy < tol2) return true;
             }
         }
 

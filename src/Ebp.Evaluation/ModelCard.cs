@@ -39,6 +39,18 @@ public sealed class ModelCard
         [JsonPropertyName("channels")] public int Channels { get; set; } = 1;
         [JsonPropertyName("height")] public int Height { get; set; }
         [JsonPropertyName("width")] public int Width { get; set; }
+        /// <summary>Per-channel mean subtracted from pixel/255 (e.g. ImageNet's 0.485, 0.456, 0.406); none: 0.</summary>
+        [JsonPropertyName("mean")] public List<double>? Mean { get; set; }
+        /// <summary>Per-channel standard deviation divided by after the mean (e.g. 0.229, 0.224, 0.225); none: 1.</summary>
+        [JsonPropertyName("std")] public List<double>? Std { get; set; }
+
+        /// <summary>The card's normalisation, or null when it has neither mean nor std.</summary>
+        [JsonIgnore]
+        public InputNormalization? Normalization =>
+            Mean is null && Std is null ? null
+                : new InputNormalization(
+                    (Mean ?? Enumerable.Repeat(0.0, Channels).ToList()).Select(v => (float)v).ToArray(),
+                    (Std ?? Enumerable.Repeat(1.0, Channels).ToList()).Select(v => (float)v).ToArray());
     }
 
     /// <summary>Layer names for the saliency methods (state_dict-style module names).</summary>
@@ -77,6 +89,15 @@ public sealed class ModelCard
         }
         if (card is null || card.Model.Count == 0 || card.Weights.Length == 0 || card.ClassNames.Count == 0)
             throw new InvalidDataException($"'{path}' is not a model card: it needs \"model\", \"weights\" and \"class_names\".");
+        foreach (var (name, values, positive) in new[] { ("mean", card.Input.Mean, false), ("std", card.Input.Std, true) })
+        {
+            if (values is null) continue;
+            if (values.Count != card.Input.Channels)
+                throw new InvalidDataException(
+                    $"'{path}': input.{name} has {values.Count} values, but the input has {card.Input.Channels} channel(s); give one number per channel.");
+            if (values.Any(v => !double.IsFinite(v) || (positive && v <= 0)))
+                throw new InvalidDataException($"'{path}': input.{name} must hold finite numbers{(positive ? " > 0" : "")} (got {string.Join(", ", values)}).");
+        }
         return card;
     }
 
@@ -99,6 +120,20 @@ public sealed class ModelCard
 }
 
 /// <summary>A model card with its model, weights loaded strictly, in eval mode.</summary>
+/// <summary>The per-channel input normalisation of a model card: x = (pixel/255 - mean) / std.</summary>
+public sealed record InputNormalization(float[] Mean, float[] Std)
+{
+    /// <summary>Normalises a <c>[B, C, H, W]</c> batch of pixel/255 values (a new tensor).</summary>
+    public Tensor Apply(Tensor x)
+    {
+        if (x.shape.Length != 4 || x.shape[1] != Mean.Length)
+            throw new ArgumentException($"The card's normalisation has {Mean.Length} channel(s), the input has shape [{string.Join(", ", x.shape)}].");
+        using var m = torch.tensor(Mean).reshape(1, -1, 1, 1);
+        using var s = torch.tensor(Std).reshape(1, -1, 1, 1);
+        return (x - m) / s;
+    }
+}
+
 public sealed class LoadedModel : IDisposable
 {
     private LoadedModel(ModelCard card, nn.Module<Tensor, Tensor> model, string cardPath)

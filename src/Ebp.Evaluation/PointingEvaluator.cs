@@ -30,10 +30,12 @@ public static class PointingEvaluator
     /// </summary>
     /// <param name="isDifficult">The difficult subset; default <see cref="Datasets.PointingGame.DefaultDifficultPredicate"/> of <paramref name="scenes"/>.</param>
     /// <param name="progress">Called after each batch with (method, scenes done).</param>
+    /// <param name="normalization">The model card's input normalisation (null: pixel/255 as is).</param>
+    /// <param name="onPoint">Called with every (scene, class, method) point and whether it hit.</param>
     public static IReadOnlyList<MethodResult> Run(
         nn.Module<Tensor, Tensor> model, IReadOnlyList<ClutteredScene> scenes, IReadOnlyList<PointingMethod> methods,
         int batch = 25, double? tolerancePx = null, Func<ClutteredScene, SceneDigit, bool>? isDifficult = null,
-        Action<PointingMethod, int>? progress = null)
+        Action<PointingMethod, int>? progress = null, InputNormalization? normalization = null, Action<PointRecord>? onPoint = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scenes);
@@ -51,14 +53,14 @@ public static class PointingEvaluator
         {
             var acc = new PointingGameAccumulator(classes);
             // Warm-up (lazy initialisation, JIT) on the first batch, not timed and not scored.
-            if (!method.IsCenter) MapsOf(explainer, method, scenes.Take(Math.Min(batch, scenes.Count)).ToList(), out _);
+            if (!method.IsCenter) MapsOf(explainer, method, scenes.Take(Math.Min(batch, scenes.Count)).ToList(), out _, normalization);
 
             double ms = 0;
             for (int start = 0; start < scenes.Count; start += batch)
             {
                 var chunk = scenes.Skip(start).Take(batch).ToList();
                 var clock = Stopwatch.StartNew();
-                var points = PointsOf(explainer, method, chunk);
+                var points = PointsOf(explainer, method, chunk, normalization);
                 ms += clock.Elapsed.TotalMilliseconds;
                 for (int b = 0; b < chunk.Count; b++)
                 {
@@ -69,6 +71,7 @@ public static class PointingEvaluator
                         var (x, y) = points[b][k];
                         bool hit = Datasets.PointingGame.IsHit(digit.InkMask, scene.Width, scene.Height, x, y, tolerance);
                         acc.Record(digit.ClassId, hit, isDifficult(scene, digit));
+                        onPoint?.Invoke(new PointRecord($"scene {start + b}", digit.ClassId.ToString(System.Globalization.CultureInfo.InvariantCulture), method.Name, x, y, hit));
                     }
                 }
                 progress?.Invoke(method, Math.Min(start + batch, scenes.Count));
@@ -79,11 +82,12 @@ public static class PointingEvaluator
     }
 
     /// <summary>The argmax point of each digit of each scene: <c>[scene][digit] → (x, y)</c>.</summary>
-    public static (int X, int Y)[][] PointsOf(SaliencyExplainer explainer, PointingMethod method, IReadOnlyList<ClutteredScene> scenes)
+    public static (int X, int Y)[][] PointsOf(SaliencyExplainer explainer, PointingMethod method, IReadOnlyList<ClutteredScene> scenes,
+        InputNormalization? normalization = null)
     {
         if (method.IsCenter)
             return scenes.Select(s => s.Digits.Select(_ => (s.Width / 2, s.Height / 2)).ToArray()).ToArray();
-        var maps = MapsOf(explainer, method, scenes, out int plane);
+        var maps = MapsOf(explainer, method, scenes, out int plane, normalization);
         var points = new (int X, int Y)[scenes.Count][];
         for (int b = 0; b < scenes.Count; b++)
         {
@@ -99,7 +103,8 @@ public static class PointingEvaluator
     /// Maps of the k-th digit of each scene, for k = 0 .. max digits − 1, from one forward pass:
     /// <c>maps[k]</c> holds B planes of H·W values (scenes with fewer digits get the map of their first digit there, unused).
     /// </summary>
-    public static float[][] MapsOf(SaliencyExplainer explainer, PointingMethod method, IReadOnlyList<ClutteredScene> scenes, out int plane)
+    public static float[][] MapsOf(SaliencyExplainer explainer, PointingMethod method, IReadOnlyList<ClutteredScene> scenes, out int plane,
+        InputNormalization? normalization = null)
     {
         if (method.Options is null) throw new ArgumentException("The centre baseline has no map.", nameof(method));
         int kMax = scenes.Max(s => s.Digits.Count);
@@ -108,7 +113,7 @@ public static class PointingEvaluator
             .ToList();
         plane = scenes[0].Width * scenes[0].Height;
         using var scope = torch.NewDisposeScope();
-        using var x = SceneData.ToTensor(scenes);
+        using var x = SceneData.ToTensor(scenes, normalization);
         var results = explainer.ExplainEach(x, targets, method.Options);
         try
         {

@@ -34,8 +34,15 @@ public static class SceneData
     }
 
     /// <summary>The scenes as a <c>[B, 1, H, W]</c> float tensor with values in [0, 1].</summary>
-    public static Tensor ToTensor(IReadOnlyList<ClutteredScene> scenes)
+    /// <param name="scenes">The scenes.</param>
+    /// <param name="normalization">The model card's normalisation, applied after pixel/255 (null: none).</param>
+    public static Tensor ToTensor(IReadOnlyList<ClutteredScene> scenes, InputNormalization? normalization = null)
     {
+        if (normalization is not null)
+        {
+            using var raw = ToTensor(scenes);
+            return normalization.Apply(raw);
+        }
         if (scenes.Count == 0) throw new ArgumentException("No scenes.", nameof(scenes));
         int h = scenes[0].Height, w = scenes[0].Width, plane = h * w;
         var data = new float[scenes.Count * plane];
@@ -52,7 +59,8 @@ public static class SceneData
     }
 
     /// <summary>Sigmoid scores <c>[scene][class]</c> of the model on the scenes (eval mode, no grad).</summary>
-    public static List<float[]> Scores(nn.Module<Tensor, Tensor> model, IReadOnlyList<ClutteredScene> scenes, int batch = 100)
+    public static List<float[]> Scores(nn.Module<Tensor, Tensor> model, IReadOnlyList<ClutteredScene> scenes, int batch = 100,
+        InputNormalization? normalization = null)
     {
         var result = new List<float[]>(scenes.Count);
         using var _ = torch.no_grad();
@@ -60,7 +68,7 @@ public static class SceneData
         {
             using var scope = torch.NewDisposeScope();
             var chunk = scenes.Skip(start).Take(batch).ToList();
-            var probs = torch.sigmoid(model.call(ToTensor(chunk))).cpu();
+            var probs = torch.sigmoid(model.call(ToTensor(chunk, normalization))).cpu();
             int classes = (int)probs.shape[1];
             var flat = probs.data<float>().ToArray();
             for (int i = 0; i < chunk.Count; i++) result.Add(flat.AsSpan(i * classes, classes).ToArray());

@@ -20,25 +20,60 @@ public sealed record VocItem(string AnnotationPath, string ImagePath, VocAnnotat
 /// </remarks>
 public static class VocEvaluator
 {
-    private static readonly string[] ImageFolders = ["JPEGImages", "images", "Images", "PNGImages", "."];
+    private static readonly string[] ImageFolders = ["JPEGImages", "images", "PNGImages", "JPEG", "img"];
+    private static readonly string[] AnnotationFolders = ["Annotations", "Annotation", "xml"];
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".webp"];
 
-    /// <summary>The annotated images of <paramref name="folder"/>, sorted by annotation file name.</summary>
+    /// <summary>
+    /// The annotated images of <paramref name="folder"/>, sorted by annotation file name. Layouts as found in the
+    /// wild are accepted: <c>VOCdevkit/VOC2007/{Annotations,JPEGImages}</c> (or <c>VOC2007/…</c>) below the folder,
+    /// folder names in any case (<c>annotations</c>, <c>jpegimages</c>, <c>images</c>), and XML files next to the images.
+    /// </summary>
     /// <exception cref="DirectoryNotFoundException">No such folder.</exception>
-    /// <exception cref="FileNotFoundException">An annotation whose image cannot be found.</exception>
+    /// <exception cref="FileNotFoundException">No annotations, or an annotation whose image cannot be found.</exception>
     public static IReadOnlyList<VocItem> Scan(string folder)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"VOC folder not found: '{folder}'.");
-        string annotations = Path.Combine(folder, "Annotations");
-        string xmlDir = Directory.Exists(annotations) ? annotations : folder;
+        folder = DatasetRoot(folder);
+        string xmlDir = Child(folder, AnnotationFolders) ?? folder;
         var items = new List<VocItem>();
         foreach (var xml in Directory.GetFiles(xmlDir, "*.xml").Order(StringComparer.Ordinal))
         {
             var annotation = VocAnnotation.Load(xml);
             items.Add(new VocItem(xml, FindImage(folder, xmlDir, xml, annotation), annotation));
         }
-        if (items.Count == 0) throw new FileNotFoundException($"No annotation (*.xml) in '{xmlDir}'.");
+        if (items.Count == 0)
+            throw new FileNotFoundException(
+                $"No annotation (*.xml) in '{xmlDir}': expected an Annotations folder (any case), XML files next to the images, or VOCdevkit/VOC20xx below it.");
         return items;
+    }
+
+    /// <summary>Descends through <c>VOCdevkit</c> and a single <c>VOC*</c> folder when the folder itself holds no annotations.</summary>
+    private static string DatasetRoot(string folder)
+    {
+        for (int depth = 0; depth < 3; depth++)
+        {
+            if (Child(folder, AnnotationFolders) is not null || Directory.EnumerateFiles(folder, "*.xml").Any()) return folder;
+            var voc = Directory.GetDirectories(folder)
+                .Where(d => Path.GetFileName(d).StartsWith("VOC", StringComparison.OrdinalIgnoreCase))
+                .Order(StringComparer.Ordinal).ToList();
+            if (voc.Count == 0) return folder;
+            if (voc.Count > 1)
+                throw new ArgumentException(
+                    $"'{folder}' holds several VOC datasets ({string.Join(", ", voc.Select(Path.GetFileName))}); pass one of them with --voc.");
+            folder = voc[0];
+        }
+        return folder;
+    }
+
+    /// <summary>The first subfolder whose name is one of <paramref name="names"/>, ignoring case.</summary>
+    private static string? Child(string folder, IEnumerable<string> names)
+    {
+        var dirs = Directory.GetDirectories(folder);
+        foreach (var n in names)
+            foreach (var d in dirs)
+                if (string.Equals(Path.GetFileName(d), n, StringComparison.OrdinalIgnoreCase)) return d;
+        return null;
     }
 
     private static string FindImage(string folder, string xmlDir, string xml, VocAnnotation annotation)
@@ -46,7 +81,8 @@ public static class VocEvaluator
         var names = new List<string>();
         if (!string.IsNullOrWhiteSpace(annotation.FileName)) names.Add(annotation.FileName);
         names.AddRange(ImageExtensions.Select(e => Path.GetFileNameWithoutExtension(xml) + e));
-        foreach (var dir in ImageFolders.Select(f => Path.Combine(folder, f)).Append(xmlDir))
+        var dirs = ImageFolders.Select(f => Child(folder, [f])).OfType<string>().Append(folder).Append(xmlDir).Distinct();
+        foreach (var dir in dirs)
             foreach (var name in names)
             {
                 var path = Path.Combine(dir, name);
@@ -105,9 +141,12 @@ public static class VocEvaluator
     /// know are skipped and counted in <paramref name="skippedObjects"/>.
     /// </summary>
     /// <param name="tolerancePx">Hit tolerance in pixels of the image (the paper: 15 px on the original image).</param>
+    /// <param name="normalization">The model card's input normalisation (null: pixel/255 as is).</param>
+    /// <param name="onPoint">Called with every (image, class, method) point and whether it hit.</param>
     public static IReadOnlyList<MethodResult> Run(
         nn.Module<Tensor, Tensor> model, IReadOnlyList<string> classNames, int inChannels, IReadOnlyList<VocItem> items,
-        IReadOnlyList<PointingMethod> methods, double tolerancePx, out int skippedObjects, Action<PointingMethod, int>? progress = null)
+        IReadOnlyList<PointingMethod> methods, double tolerancePx, out int skippedObjects, Action<PointingMethod, int>? progress = null,
+        InputNormalization? normalization = null, Action<PointRecord>? onPoint = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(classNames);
@@ -134,6 +173,7 @@ public static class VocEvaluator
                 if (present.Count == 0) continue;
                 using var scope = torch.NewDisposeScope();
                 var image = LoadImage(item.ImagePath, inChannels);
+                if (normalization is not null) image = normalization.Apply(image);
                 int h = (int)image.shape[2], w = (int)image.shape[3];
                 if (w != a.Width || h != a.Height)
                     throw new InvalidDataException(
@@ -152,6 +192,7 @@ public static class VocEvaluator
                     var mask = a.ClassMask(present[k]);
                     bool hit = Datasets.PointingGame.IsHit(mask, a.Width, a.Height, points[k].X, points[k].Y, tolerancePx);
                     acc.Record(index[present[k]], hit, IsDifficult(a, present[k], mask, present));
+                    onPoint?.Invoke(new PointRecord(Path.GetFileName(item.ImagePath), present[k], method.Name, points[k].X, points[k].Y, hit));
                 }
                 progress?.Invoke(method, done);
             }

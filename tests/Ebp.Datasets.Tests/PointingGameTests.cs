@@ -22,33 +22,43 @@ public sealed class PointingGameTests
     }
 
     [TestMethod]
-    public void PointOnTheMask_IsAHit_EvenWithZeroTolerance()
+    public void PointOnTheMask_IsAHitForAnyPositiveTolerance_NothingHitsAtZero()
     {
+        // TorchRay: accept = (u² + v²) < tolerance², so at tolerance 0 even the point itself is outside.
         bool[] mask = MaskWith((5, 5));
-        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 5, 5, 0));
+        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 5, 5, 0.5));
+        Assert.IsFalse(PointingGame.IsHit(mask, W, H, 5, 5, 0));
         Assert.IsFalse(PointingGame.IsHit(mask, W, H, 6, 5, 0));
-        Assert.IsFalse(PointingGame.IsHit(mask, W, H, 4, 4, 0));
+        Assert.IsFalse(PointingGame.IsHit(mask, W, H, 6, 5, 1));  // distance 1 = tolerance: a miss
+        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 6, 5, 1.001));
     }
 
     [TestMethod]
-    public void PointExactlyAtTheTolerance_IsAHit_JustBeyondIsAMiss()
+    public void PointExactlyAtTheTolerance_IsAMiss_JustInsideIsAHit()
     {
+        // The reference's strict rule, du² + dv² < tolerance²: the boundary itself is outside.
         bool[] mask = MaskWith((5, 5));
-        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 8, 5, 3));   // distance 3
+        Assert.IsFalse(PointingGame.IsHit(mask, W, H, 8, 5, 3));  // distance exactly 3
+        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 8, 5, 3.001));
         Assert.IsFalse(PointingGame.IsHit(mask, W, H, 9, 5, 3));  // distance 4
         Assert.IsFalse(PointingGame.IsHit(mask, W, H, 8, 5, 2.999));
-        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 8, 9, 5));   // 3-4-5 triangle: distance exactly 5
+        Assert.IsFalse(PointingGame.IsHit(mask, W, H, 8, 9, 5));  // 3-4-5 triangle: distance exactly 5
+        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 8, 9, 5.001));
         Assert.IsFalse(PointingGame.IsHit(mask, W, H, 8, 9, 4.99));
+        Assert.IsFalse(PointingGame.IsHit(mask, W, H, 5 + 15, 5, 15)); // the default 15 px at 224, exactly
+        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 5 + 14, 5, 15));
         Assert.IsTrue(PointingGame.IsHit(mask, W, H, 8, 8, 4.25)); // sqrt(18) = 4.2426
         Assert.IsFalse(PointingGame.IsHit(mask, W, H, 8, 8, 4.24));
-        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 2, 5, 3));   // to the left, too
+        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 2, 5, 3.5)); // to the left, too
+        Assert.IsFalse(PointingGame.IsHit(mask, W, H, 2, 5, 3));
     }
 
     [TestMethod]
     public void NearestOfSeveralMaskPixels_Counts()
     {
         bool[] mask = MaskWith((0, 0), (9, 9), (6, 2));
-        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 6, 4, 2));  // (6,2) is 2 away
+        Assert.IsTrue(PointingGame.IsHit(mask, W, H, 6, 4, 2.5));  // (6,2) is 2 away
+        Assert.IsFalse(PointingGame.IsHit(mask, W, H, 6, 4, 2));   // ... which is not strictly within 2
         Assert.IsFalse(PointingGame.IsHit(mask, W, H, 3, 5, 2)); // nearest (6,2): sqrt(18) > 2
     }
 
@@ -56,22 +66,25 @@ public sealed class PointingGameTests
     public void CanvasBorders_AreHandled()
     {
         bool[] corner = MaskWith((0, 0));
-        Assert.IsTrue(PointingGame.IsHit(corner, W, H, 0, 0, 0));
-        Assert.IsTrue(PointingGame.IsHit(corner, W, H, 2, 0, 2));
-        Assert.IsFalse(PointingGame.IsHit(corner, W, H, 3, 0, 2));
-        Assert.IsTrue(PointingGame.IsHit(corner, W, H, -1, 0, 1), "a point just off the canvas still measures distance");
+        Assert.IsTrue(PointingGame.IsHit(corner, W, H, 0, 0, 0.5));
+        Assert.IsTrue(PointingGame.IsHit(corner, W, H, 2, 0, 2.5));
+        Assert.IsFalse(PointingGame.IsHit(corner, W, H, 2, 0, 2));
+        Assert.IsFalse(PointingGame.IsHit(corner, W, H, 3, 0, 2.5));
+        Assert.IsTrue(PointingGame.IsHit(corner, W, H, -1, 0, 1.5), "a point just off the canvas still measures distance");
         Assert.IsFalse(PointingGame.IsHit(corner, W, H, 9, 9, 2));
 
         bool[] farCorner = MaskWith((9, 9));
-        Assert.IsTrue(PointingGame.IsHit(farCorner, W, H, 9, 9, 0));
-        Assert.IsTrue(PointingGame.IsHit(farCorner, W, H, 9, 7, 2));
-        Assert.IsTrue(PointingGame.IsHit(farCorner, W, H, 6, 5, 5));   // 3-4-5 to the bottom-right corner
+        Assert.IsTrue(PointingGame.IsHit(farCorner, W, H, 9, 9, 0.5));
+        Assert.IsTrue(PointingGame.IsHit(farCorner, W, H, 9, 7, 2.5));
+        Assert.IsFalse(PointingGame.IsHit(farCorner, W, H, 6, 5, 5));  // 3-4-5 to the bottom-right corner: on the boundary
+        Assert.IsTrue(PointingGame.IsHit(farCorner, W, H, 6, 5, 5.01));
         Assert.IsFalse(PointingGame.IsHit(farCorner, W, H, 6, 5, 4.9));
 
         bool[] rightEdge = MaskWith((9, 3));
-        Assert.IsTrue(PointingGame.IsHit(rightEdge, W, H, 9, 0, 3));
+        Assert.IsTrue(PointingGame.IsHit(rightEdge, W, H, 9, 0, 3.5));
         Assert.IsFalse(PointingGame.IsHit(rightEdge, W, H, 0, 3, 8.5));
-        Assert.IsTrue(PointingGame.IsHit(rightEdge, W, H, 0, 3, 9));
+        Assert.IsFalse(PointingGame.IsHit(rightEdge, W, H, 0, 3, 9));
+        Assert.IsTrue(PointingGame.IsHit(rightEdge, W, H, 0, 3, 9.5));
     }
 
     [TestMethod]

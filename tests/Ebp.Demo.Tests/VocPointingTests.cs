@@ -71,6 +71,77 @@ public sealed class VocPointingTests
     }
 
     [TestMethod]
+    public void PointsCsvHasOneRowPerTrialMatchingTheTable()
+    {
+        string root = MakeFolder();
+        string csv = Path.Combine(root, "out", "points.csv");
+        try
+        {
+            var items = VocEvaluator.Scan(root);
+            using var model = HalfImageModel();
+            IReadOnlyList<MethodResult> results;
+            using (var writer = new PointsCsvWriter(csv))
+                results = VocEvaluator.Run(model, Classes, 1, items, [PointingMethod.Center, PointingMethod.Ebp("")], 1.0, out _,
+                    onPoint: writer.Write);
+            var lines = File.ReadAllLines(csv);
+            Assert.AreEqual("image,class,method,x,y,hit", lines[0]);
+            var rows = lines.Skip(1).Select(l => l.Split(',')).ToList();
+            Assert.HasCount(2 * 4, rows, "2 methods × 2 images × 2 classes");
+            // The centre of the 40×40 image is (20, 20) for every trial.
+            Assert.IsTrue(rows.Where(r => r[2] == "center").All(r => r[3] == "20" && r[4] == "20"));
+            foreach (var (r, m) in results.Select((r, i) => (r, i == 0 ? "center" : "ebp")))
+                Assert.AreEqual(r.All.TotalHits, rows.Count(row => row[2] == m && row[5] == "True"), m);
+            CollectionAssert.Contains(rows.Select(r => $"{r[0]},{r[1]},{r[2]}").ToList(), "a.png,left,ebp");
+        }
+        finally
+        {
+            try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [TestMethod]
+    public void VocLayoutsFoundInTheWildAreAccepted()
+    {
+        // VOCdevkit/VOC2007/{Annotations,JPEGImages}; lower-case folder names; XML next to the images.
+        foreach (var layout in new[] { "devkit", "lowercase", "flat" })
+        {
+            string root = MakeFolder();
+            try
+            {
+                string scanned = root;
+                switch (layout)
+                {
+                    case "devkit":
+                        string voc = Path.Combine(root, "VOCdevkit", "VOC2007");
+                        string tmp = root + "-moved";
+                        Directory.Move(root, tmp);
+                        Directory.CreateDirectory(Path.GetDirectoryName(voc)!);
+                        Directory.Move(tmp, voc);
+                        break;
+                    case "lowercase":
+                        Directory.Move(Path.Combine(root, "Annotations"), Path.Combine(root, "annotations"));
+                        Directory.Move(Path.Combine(root, "JPEGImages"), Path.Combine(root, "jpegimages"));
+                        break;
+                    case "flat":
+                        foreach (var f in Directory.GetFiles(Path.Combine(root, "Annotations")).Concat(Directory.GetFiles(Path.Combine(root, "JPEGImages"))))
+                            File.Move(f, Path.Combine(root, Path.GetFileName(f)));
+                        Directory.Delete(Path.Combine(root, "Annotations"));
+                        Directory.Delete(Path.Combine(root, "JPEGImages"));
+                        break;
+                }
+                var items = VocEvaluator.Scan(scanned);
+                Assert.HasCount(2, items, layout);
+                CollectionAssert.AreEqual(new[] { "a.png", "b.png" }, items.Select(i => Path.GetFileName(i.ImagePath)).ToArray(), layout);
+                Assert.IsTrue(items.All(i => File.Exists(i.ImagePath)), layout);
+            }
+            finally
+            {
+                try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+            }
+        }
+    }
+
+    [TestMethod]
     public void SyntheticVoc_GivesTheKnownAccuracies()
     {
         string root = MakeFolder();
@@ -126,7 +197,8 @@ public sealed class VocPointingTests
             new VocAnnotation(null, Size, Size, 1, [Box("left", 6, 10, 10, 14), Box("cat", 0, 0, 3, 3)]).Save(Path.Combine(root, "only.xml"));
             var items = VocEvaluator.Scan(root);
             using var model = HalfImageModel();
-            var results = VocEvaluator.Run(model, Classes, 1, items, [PointingMethod.Ebp("")], 0.0, out int skipped);
+            // Tolerance 0.5: only the box itself counts (TorchRay's strict rule: at 0 nothing would).
+            var results = VocEvaluator.Run(model, Classes, 1, items, [PointingMethod.Ebp("")], 0.5, out int skipped);
             Assert.AreEqual(1, skipped);
             CollectionAssert.AreEqual(new[] { 1, 0 }, results[0].All.Hits.ToArray());
             CollectionAssert.AreEqual(new[] { 1, 0 }, results[0].All.Totals.ToArray());

@@ -14,9 +14,10 @@ using TorchSharp;
 //   dotnet run -c Release --project tools/Ebp.PointingGame -- --voc FOLDER --model CARD.json [--classes a,b,c | --classes-file FILE]
 //       [--tolerance PX]
 // Common: --saliency-layer / --contrast-layer / --classifier-layer override the card's layers; --threads N (default 2);
-// --mnist DIR (MNIST folder; default the scripts/fetch-mnist.sh cache).
+// --mnist DIR (MNIST folder; default the scripts/fetch-mnist.sh cache, else the committed 200-digit subset
+// samples/Ebp.Demo/data/mnist-t10k-subset, or the folder given with --subset DIR).
 var inv = CultureInfo.InvariantCulture;
-string? modelPath = null, voc = null, classesList = null, classesFile = null, mnistDir = null, markdown = null;
+string? modelPath = null, voc = null, classesList = null, classesFile = null, mnistDir = null, subsetDir = null, markdown = null, pointsPath = null;
 string? saliencyLayer = null, contrastLayer = null, classifierLayer = null;
 string methodList = "center,gradient,ebp,cebp";
 int scenesCount = 2000, batch = 25, threads = 2;
@@ -33,6 +34,8 @@ try
             case "--classes": classesList = Next(); break;
             case "--classes-file": classesFile = Next(); break;
             case "--mnist": mnistDir = Next(); break;
+            case "--subset": subsetDir = Next(); break;
+            case "--points": pointsPath = Next(); break;
             case "--markdown": markdown = Next(); break;
             case "--methods": methodList = Next(); break;
             case "--saliency-layer": saliencyLayer = Next(); break;
@@ -48,7 +51,8 @@ try
                       cluttered MNIST: [--model models/cluttered-mnist-vgg.json] [--scenes 2000] [--batch 25] [--markdown FILE]
                       VOC-style folder: --voc FOLDER --model CARD.json [--classes a,b,c | --classes-file FILE] [--tolerance PX]
                       common: [--methods center,gradient,gradient-signed,ebp,cebp] [--saliency-layer L] [--contrast-layer L]
-                              [--classifier-layer L] [--threads 2] [--mnist DIR]
+                              [--classifier-layer L] [--threads 2] [--mnist DIR] [--subset DIR]
+                              [--points FILE]  (CSV per trial: image,class,method,x,y,hit)
                     """);
                 return 0;
             default: throw new ArgumentException($"Unknown argument '{args[i]}' (try --help).");
@@ -61,85 +65,105 @@ catch (Exception e) when (e is ArgumentException or FormatException)
     return 2;
 }
 
-torch.set_num_threads(threads);
-modelPath ??= FindDefaultModel();
-using var loaded = LoadedModel.Load(modelPath);
-var card = loaded.Card;
-saliencyLayer ??= card.Saliency.SaliencyLayer;
-contrastLayer ??= card.Saliency.ContrastLayer;
-classifierLayer ??= card.Saliency.ClassifierLayer;
-var methods = PointingMethod.Parse(methodList, saliencyLayer, contrastLayer, classifierLayer);
-Console.WriteLine($"Model: {Path.GetFullPath(modelPath)} ({card.Name}); saliency layer {saliencyLayer}, contrast layer {contrastLayer}, classifier {classifierLayer ?? "auto"}");
-Console.WriteLine($"Machine: {SceneData.Machine()}");
-
-var clock = Stopwatch.StartNew();
-void Progress(PointingMethod m, int done)
+try
 {
-    if (done % 500 == 0) Console.Error.WriteLine($"  {m.Name}: {done} images, {clock.Elapsed.TotalSeconds:F0} s");
-}
+    torch.set_num_threads(threads);
+    using var pointsCsv = pointsPath is null ? null : new PointsCsvWriter(pointsPath);
+    modelPath ??= FindDefaultModel();
+    using var loaded = LoadedModel.Load(modelPath);
+    var card = loaded.Card;
+    saliencyLayer ??= card.Saliency.SaliencyLayer;
+    contrastLayer ??= card.Saliency.ContrastLayer;
+    classifierLayer ??= card.Saliency.ClassifierLayer;
+    var methods = PointingMethod.Parse(methodList, saliencyLayer, contrastLayer, classifierLayer);
+    Console.WriteLine($"Model: {Path.GetFullPath(modelPath)} ({card.Name}); saliency layer {saliencyLayer}, contrast layer {contrastLayer}, classifier {classifierLayer ?? "auto"}");
+    Console.WriteLine($"Machine: {SceneData.Machine()}");
+    if (card.Input.Normalization is { } norm)
+        Console.WriteLine($"Input: (pixel/255 - mean) / std with mean {string.Join(", ", norm.Mean)}, std {string.Join(", ", norm.Std)} (from the card)");
 
-if (voc is not null)
-{
-    var classNames = classesList is not null
-        ? classesList.Split(',', StringSplitOptions.TrimEntries).ToList()
-        : classesFile is not null
-            ? File.ReadAllLines(classesFile).Select(l => l.Trim()).Where(l => l.Length > 0).ToList()
-            : card.ClassNames;
-    var items = VocEvaluator.Scan(voc);
-    double tol = tolerance ?? 15.0 * card.Input.Width / 224.0;
-    Console.WriteLine($"VOC folder {Path.GetFullPath(voc)}: {items.Count} images; classes {string.Join(",", classNames)}; tolerance {tol.ToString("F2", inv)} px");
-    var results = VocEvaluator.Run(loaded.Model, classNames, card.Input.Channels, items, methods, tol, out int skipped, Progress);
-    if (skipped > 0) Console.WriteLine($"({skipped} annotated objects have a class the model does not know; skipped)");
+    var clock = Stopwatch.StartNew();
+    void Progress(PointingMethod m, int done)
+    {
+        if (done % 500 == 0) Console.Error.WriteLine($"  {m.Name}: {done} images, {clock.Elapsed.TotalSeconds:F0} s");
+    }
+
+    if (voc is not null)
+    {
+        var classNames = classesList is not null
+            ? classesList.Split(',', StringSplitOptions.TrimEntries).ToList()
+            : classesFile is not null
+                ? File.ReadAllLines(classesFile).Select(l => l.Trim()).Where(l => l.Length > 0).ToList()
+                : card.ClassNames;
+        var items = VocEvaluator.Scan(voc);
+        double tol = tolerance ?? 15.0 * card.Input.Width / 224.0;
+        Console.WriteLine($"VOC folder {Path.GetFullPath(voc)}: {items.Count} images; classes {string.Join(",", classNames)}; tolerance {tol.ToString("F2", inv)} px");
+        var results = VocEvaluator.Run(loaded.Model, classNames, card.Input.Channels, items, methods, tol, out int skipped, Progress, card.Input.Normalization, pointsCsv is null ? null : pointsCsv.Write);
+        if (skipped > 0) Console.WriteLine($"({skipped} annotated objects have a class the model does not know; skipped)");
+        Console.WriteLine();
+        Console.WriteLine(Report.Table(results));
+        Console.WriteLine(Report.PerClassTable(results, classNames));
+        Console.WriteLine("difficult = the class's boxes cover < 1/4 of the image and another class is present (the paper's definition).");
+        return 0;
+    }
+
+    var (test, source) = SceneData.LoadTest(mnistDir, subsetDir ?? FindAbove("samples/Ebp.Demo/data/mnist-t10k-subset"));
+    var scenes = ClutteredMnistGenerator.ForTest(test).Generate(scenesCount, SceneData.TestSceneSeed);
+    var difficult = Ebp.Datasets.PointingGame.DefaultDifficultPredicate(scenes);
+    int trials = scenes.Sum(s => s.Digits.Count), hard = scenes.Sum(s => s.Digits.Count(d => difficult(s, d)));
+    double tolerancePx = tolerance ?? Ebp.Datasets.PointingGame.ScaledTolerance(scenes[0].Width);
+    Console.WriteLine($"Data: {scenesCount} cluttered-MNIST test scenes (seed {SceneData.TestSceneSeed}) from {source}; {trials} trials, {hard} difficult; tolerance {tolerancePx.ToString("F2", inv)} px");
+
+    var scores = SceneData.Scores(loaded.Model, scenes, normalization: card.Input.Normalization);
+    var labels = scenes.Select(s => s.MultiHot).ToList();
+    var (mAP, perClassAp) = AveragePrecision.Mean(scores, labels);
+    Console.WriteLine($"mAP {mAP.ToString("F4", inv)} (AP per class: {string.Join(" ", perClassAp.Select(a => a.ToString("F3", inv)))}); " +
+                      $"exact label set in top-k: {AveragePrecision.ExactSetAccuracy(scores, labels).ToString("P1", inv)}");
+
+    var clutteredResults = PointingEvaluator.Run(loaded.Model, scenes, methods, batch, tolerancePx, difficult, Progress, card.Input.Normalization, pointsCsv is null ? null : pointsCsv.Write);
+    string table = Report.Table(clutteredResults);
+    string perClass = Report.PerClassTable(clutteredResults, card.ClassNames);
     Console.WriteLine();
-    Console.WriteLine(Report.Table(results));
-    Console.WriteLine(Report.PerClassTable(results, classNames));
-    Console.WriteLine("difficult = the class's boxes cover < 1/4 of the image and another class is present (the paper's definition).");
+    Console.WriteLine(table);
+    Console.WriteLine(perClass);
+    Console.WriteLine($"Total time {clock.Elapsed.TotalSeconds:F0} s.");
+
+    if (markdown is not null)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"Command: `dotnet run -c Release --project tools/Ebp.PointingGame -- {string.Join(' ', args)}`".Replace("--  ", "-- "));
+        sb.AppendLine();
+        sb.AppendLine($"Machine: {SceneData.Machine()}; {DateTime.UtcNow.ToString("yyyy-MM-dd", inv)}.");
+        sb.AppendLine();
+        sb.AppendLine($"Model: `{Path.GetFileName(modelPath)}` ({card.Weights}, sha256 `{card.WeightsSha256}`).");
+        sb.AppendLine($"Data: {scenesCount} test scenes (seed {SceneData.TestSceneSeed}) from {source.Replace(Path.GetDirectoryName(MnistSource.DefaultDirectory) ?? "\u0000", "~/.cache/ebp")}; " +
+                      $"{trials} (scene, digit) trials, {hard} of them difficult; tolerance {tolerancePx.ToString("F2", inv)} px.");
+        sb.AppendLine($"Classification on the same scenes: mAP **{mAP.ToString("F4", inv)}**.");
+        sb.AppendLine();
+        sb.Append(table);
+        sb.AppendLine();
+        sb.AppendLine("Per class (all trials):");
+        sb.AppendLine();
+        sb.Append(perClass);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(markdown))!);
+        File.WriteAllText(markdown, sb.ToString());
+        Console.WriteLine($"Wrote {markdown}.");
+    }
     return 0;
 }
-
-var (test, source) = SceneData.LoadTest(mnistDir, null);
-var scenes = ClutteredMnistGenerator.ForTest(test).Generate(scenesCount, SceneData.TestSceneSeed);
-var difficult = Ebp.Datasets.PointingGame.DefaultDifficultPredicate(scenes);
-int trials = scenes.Sum(s => s.Digits.Count), hard = scenes.Sum(s => s.Digits.Count(d => difficult(s, d)));
-double tolerancePx = tolerance ?? Ebp.Datasets.PointingGame.ScaledTolerance(scenes[0].Width);
-Console.WriteLine($"Data: {scenesCount} cluttered-MNIST test scenes (seed {SceneData.TestSceneSeed}) from {source}; {trials} trials, {hard} difficult; tolerance {tolerancePx.ToString("F2", inv)} px");
-
-var scores = SceneData.Scores(loaded.Model, scenes);
-var labels = scenes.Select(s => s.MultiHot).ToList();
-var (mAP, perClassAp) = AveragePrecision.Mean(scores, labels);
-Console.WriteLine($"mAP {mAP.ToString("F4", inv)} (AP per class: {string.Join(" ", perClassAp.Select(a => a.ToString("F3", inv)))}); " +
-                  $"exact label set in top-k: {AveragePrecision.ExactSetAccuracy(scores, labels).ToString("P1", inv)}");
-
-var clutteredResults = PointingEvaluator.Run(loaded.Model, scenes, methods, batch, tolerancePx, difficult, Progress);
-string table = Report.Table(clutteredResults);
-string perClass = Report.PerClassTable(clutteredResults, card.ClassNames);
-Console.WriteLine();
-Console.WriteLine(table);
-Console.WriteLine(perClass);
-Console.WriteLine($"Total time {clock.Elapsed.TotalSeconds:F0} s.");
-
-if (markdown is not null)
+catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UnauthorizedAccessException
+                              or System.Xml.XmlException or Ebp.EbpRuleException or NotSupportedException or InvalidOperationException)
 {
-    var sb = new StringBuilder();
-    sb.AppendLine($"Command: `dotnet run -c Release --project tools/Ebp.PointingGame -- {string.Join(' ', args)}`".Replace("--  ", "-- "));
-    sb.AppendLine();
-    sb.AppendLine($"Machine: {SceneData.Machine()}; {DateTime.UtcNow.ToString("yyyy-MM-dd", inv)}.");
-    sb.AppendLine();
-    sb.AppendLine($"Model: `{Path.GetFileName(modelPath)}` ({card.Weights}, sha256 `{card.WeightsSha256}`).");
-    sb.AppendLine($"Data: {scenesCount} test scenes (seed {SceneData.TestSceneSeed}) from {source.Replace(Path.GetDirectoryName(MnistSource.DefaultDirectory) ?? "\u0000", "~/.cache/ebp")}; " +
-                  $"{trials} (scene, digit) trials, {hard} of them difficult; tolerance {tolerancePx.ToString("F2", inv)} px.");
-    sb.AppendLine($"Classification on the same scenes: mAP **{mAP.ToString("F4", inv)}**.");
-    sb.AppendLine();
-    sb.Append(table);
-    sb.AppendLine();
-    sb.AppendLine("Per class (all trials):");
-    sb.AppendLine();
-    sb.Append(perClass);
-    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(markdown))!);
-    File.WriteAllText(markdown, sb.ToString());
-    Console.WriteLine($"Wrote {markdown}.");
+    // Bad input (a missing folder, a malformed card or annotation, an unknown layer): one line, no stack trace.
+    Console.Error.WriteLine($"error: {e.Message.Split('\n')[0].TrimEnd()}");
+    return 1;
 }
-return 0;
+
+static string? FindAbove(string relative)
+{
+    for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
+        if (Directory.Exists(Path.Combine(dir.FullName, relative))) return Path.Combine(dir.FullName, relative);
+    return null;
+}
 
 static string FindDefaultModel()
 {

@@ -109,8 +109,10 @@ public sealed class SaliencyExplainer
             var rules = new RuleScope(Model, config);
             ScopeCreated?.Invoke(rules);
             gate.SessionThread = Environment.CurrentManagedThreadId;
+            var frozen = Weights.OpenSessions.Register(Model); // WeightLoader refuses to load into a model in a session
             return new SaliencySession(this, rules, config, options, () =>
             {
+                frozen.Dispose();
                 rules.Dispose();
                 gate.SessionThread = -1;
                 gate.Semaphore.Release();

@@ -112,8 +112,36 @@ internal sealed class SafetensorsHeader
                 }
                 entries.Add(ParseEntry(prop, dataLength, Fail));
             }
+            CheckLayout(entries, dataLength, Fail);
             return new SafetensorsHeader(entries, metadata, dataStart);
         }
+    }
+
+    /// <summary>
+    /// The format requires the tensors to tile the data section exactly: in order of their offsets, each starts
+    /// where the previous one ends, the first at 0 and the last at the end of the file. Overlapping ranges would
+    /// let a small file stand for many times its size in tensors.
+    /// </summary>
+    private static void CheckLayout(List<Entry> entries, long dataLength, Func<string, string> fail)
+    {
+        var ordered = entries.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
+        long expected = 0;
+        Entry? previous = null;
+        foreach (var e in ordered)
+        {
+            if (e.Begin < expected)
+                throw new InvalidDataException(fail(
+                    $"the data of tensors \"{previous!.Name}\" [{previous.Begin}, {previous.End}) and \"{e.Name}\" [{e.Begin}, {e.End}) overlap; " +
+                    "each tensor must have its own bytes."));
+            if (e.Begin > expected)
+                throw new InvalidDataException(fail(
+                    $"bytes {expected}..{e.Begin} of the data section belong to no tensor (before \"{e.Name}\"); the data must be contiguous."));
+            expected = e.End;
+            previous = e;
+        }
+        if (expected != dataLength)
+            throw new InvalidDataException(fail(
+                $"the tensors cover {expected} bytes, but the data section has {dataLength}; the last {dataLength - expected} bytes belong to no tensor."));
     }
 
     private static Entry ParseEntry(JsonProperty prop, long dataLength, Func<string, string> fail)

@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Text;
 using TorchSharp;
 using TorchSharp.PyBridge;
@@ -27,6 +26,7 @@ public static class WeightLoader
     /// BatchNorm <c>num_batches_tracked</c> counters may be absent. If false, missing and unexpected keys are ignored.
     /// Shape and element-type mismatches are errors either way.</param>
     /// <returns>Which keys were loaded, left missing and ignored.</returns>
+    /// <exception cref="InvalidOperationException">A <see cref="SaliencySession"/> is open on the model (dispose it first).</exception>
     /// <exception cref="StateDictMismatchException">(an <see cref="ArgumentException"/>) Missing / unexpected keys (strict),
     /// shape mismatches, or a non-floating tensor for a floating parameter. The message lists every offending name;
     /// nothing was copied.</exception>
@@ -35,6 +35,7 @@ public static class WeightLoader
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(stateDict);
+        OpenSessions.ThrowIfOpen(model, "the state dict");
         return LoadCore(model, stateDict, prefix, strict, source: "the state dict");
     }
 
@@ -48,6 +49,7 @@ public static class WeightLoader
     /// <param name="strict">See <see cref="LoadStateDict"/>.</param>
     /// <returns>Which keys were loaded, left missing and ignored.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidOperationException">A <see cref="SaliencySession"/> is open on the model (dispose it first).</exception>
     /// <exception cref="InvalidDataException">The file is corrupt, truncated or in an unsupported format, or its
     /// contents do not match the model (then the <see cref="Exception.InnerException"/> is a
     /// <see cref="StateDictMismatchException"/> with the details, and the message is the same list). The message names the file.</exception>
@@ -55,16 +57,65 @@ public static class WeightLoader
     public static WeightLoadResult Load(nn.Module model, string path, string prefix = "", bool strict = true)
     {
         ArgumentNullException.ThrowIfNull(model);
-        using var stateDict = ReadStateDict(path);
+        string source = $"'{path}'";
+        OpenSessions.ThrowIfOpen(model, source);
         try
         {
-            return LoadCore(model, stateDict, prefix, strict, source: $"'{path}'");
+            switch (DetectFormat(path))
+            {
+                case WeightFileFormat.Safetensors:
+                {
+                    // Names, shapes and types are checked from the header alone; only the tensors the model takes are read.
+                    var header = SafetensorsHeader.Read(path);
+                    var plan = Match(model, header.Entries.ToDictionary(e => e.Name, e => new TensorInfo(e.DType, e.Shape), StringComparer.Ordinal),
+                        prefix, strict, source);
+                    var needed = plan.Copies.Select(c => c.Source).ToHashSet(StringComparer.Ordinal);
+                    using var read = new TensorDictionary();
+                    try
+                    {
+                        foreach (var (k, t) in ReadSafetensorsData(path, header, needed)) read.Add(k, t);
+                    }
+                    catch (Exception e) when (e is not (OutOfMemoryException or InvalidDataException))
+                    {
+                        throw new InvalidDataException($"'{path}': the safetensors data could not be read: {e.Message}", e);
+                    }
+                    return Copy(model, plan, read);
+                }
+                case WeightFileFormat.PyTorchZip:
+                {
+                    using var zip = PyTorchZipReader.Open(path, PickleBudget(model));
+                    var plan = Match(model, zip.Tensors.ToDictionary(t => t.Name, t => new TensorInfo(t.Storage.DType, t.Shape), StringComparer.Ordinal),
+                        prefix, strict, source);
+                    var needed = plan.Copies.Select(c => c.Source).ToHashSet(StringComparer.Ordinal);
+                    var wanted = zip.Tensors.Where(t => needed.Contains(t.Name)).ToList();
+                    long tensorBytes = wanted.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b) * t.Storage.ElementSize);
+                    long storageBytes = PyTorchZipReader.StorageBytes(wanted);
+                    // Views of a larger storage would make reading the model cost more than the model.
+                    if (storageBytes > tensorBytes + StorageSlackBytes)
+                        throw new InvalidDataException(
+                            $"'{path}': the {wanted.Count} tensors the model takes ({tensorBytes} bytes) are views of storages of {storageBytes} bytes; " +
+                            "re-save the state_dict with contiguous tensors (e.g. {k: v.clone() for k, v in sd.items()}).");
+                    using var read = zip.Read(wanted);
+                    return Copy(model, plan, read);
+                }
+                default:
+                {
+                    using var stateDict = ReadStateDict(path);
+                    return LoadCore(model, stateDict, prefix, strict, source);
+                }
+            }
         }
         catch (StateDictMismatchException e)
         {
             throw new InvalidDataException(e.Message, e);
         }
     }
+
+    /// <summary>Storage bytes beyond the model's tensors that a PyTorch file may make the loader read.</summary>
+    private const long StorageSlackBytes = 1L << 20;
+
+    /// <summary>A <c>data.pkl</c> bound for a model: a state dict pickles to well under a kilobyte per entry.</summary>
+    private static long PickleBudget(nn.Module model) => (256L << 10) + 4096L * model.state_dict().Count;
 
     /// <summary>
     /// Reads every tensor of a weight file, whatever its format (detected with <see cref="DetectFormat"/>).
@@ -150,18 +201,27 @@ public static class WeightLoader
         return result;
     }
 
-    private static Dictionary<string, Tensor> ReadSafetensorsData(string path, SafetensorsHeader header)
+    private static Dictionary<string, Tensor> ReadSafetensorsData(string path, SafetensorsHeader header, IReadOnlySet<string>? only = null)
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         using var stream = File.OpenRead(path);
         foreach (var e in header.Entries)
         {
-            var t = empty(e.Shape, dtype: e.DType);
-            result.Add(e.Name, t);
-            if (e.End > e.Begin)
+            if (only is not null && !only.Contains(e.Name)) continue;
+            try
             {
-                stream.Position = header.DataStart + e.Begin;
-                t.ReadBytesFromStream(stream);
+                var t = empty(e.Shape, dtype: e.DType);
+                result.Add(e.Name, t);
+                if (e.End > e.Begin)
+                {
+                    stream.Position = header.DataStart + e.Begin;
+                    t.ReadBytesFromStream(stream);
+                }
+            }
+            catch
+            {
+                foreach (var t in result.Values) t.Dispose();
+                throw;
             }
         }
         return result;
@@ -213,36 +273,14 @@ public static class WeightLoader
 
     private static TensorDictionary ReadPyTorch(string path)
     {
-        Hashtable table;
-        var result = new TensorDictionary();
-        using (var scope = NewDisposeScope())
-        {
-            try
-            {
-                table = PyTorchUnpickler.UnpickleStateDict(path);
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                throw new InvalidDataException(
-                    $"'{path}' could not be read as a PyTorch state_dict (torch.save zip archive): {e.GetType().Name}: {e.Message}", e);
-            }
-            try
-            {
-                foreach (DictionaryEntry entry in table)
-                {
-                    if (entry.Value is not Tensor t)
-                        throw new InvalidDataException(
-                            $"'{path}': entry \"{entry.Key}\" is not a tensor ({entry.Value?.GetType().Name ?? "null"}); save the model's state_dict(), not the model object.");
-                    result[entry.Key?.ToString() ?? ""] = t.MoveToOuterDisposeScope();
-                }
-            }
-            catch
-            {
-                result.Dispose();
-                throw;
-            }
-        }
-        return result;
+        using var zip = PyTorchZipReader.Open(path);
+        long storageBytes = PyTorchZipReader.StorageBytes(zip.Tensors);
+        long fileBytes = new FileInfo(path).Length;
+        // torch.save stores tensors uncompressed; a recompressed archive may inflate, but not without limit.
+        if (storageBytes > 8 * fileBytes + (64L << 20))
+            throw new InvalidDataException(
+                $"'{path}': its storages declare {storageBytes} bytes, far more than the {fileBytes}-byte file can hold; it was not inflated.");
+        return zip.Read(zip.Tensors);
     }
 
     private static void EnsureExists(string path)
@@ -261,17 +299,45 @@ public static class WeightLoader
     private static bool IsInteger(ScalarType t) =>
         t is ScalarType.Byte or ScalarType.Int8 or ScalarType.Int16 or ScalarType.Int32 or ScalarType.Int64;
 
-    private static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
+    private static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
+
+    /// <summary>What a weight source holds for one key, enough to check it against the model without its data.</summary>
+    internal readonly record struct TensorInfo(ScalarType DType, long[] Shape, bool Usable = true);
+
+    /// <summary>The outcome of matching a source against the model: target key → source key to copy.</summary>
+    private sealed record Plan(List<(string Target, string Source)> Copies, List<string> Tolerated, IReadOnlyList<string> Ignored);
 
     private static WeightLoadResult LoadCore(nn.Module model, IReadOnlyDictionary<string, Tensor> stateDict, string prefix, bool strict, string source)
+    {
+        var infos = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
+        foreach (var (key, t) in stateDict)
+            infos[key] = t is null || t.IsInvalid ? new TensorInfo(ScalarType.Float32, [], Usable: false) : new TensorInfo(t.dtype, t.shape);
+        var plan = Match(model, infos, prefix, strict, source);
+        return Copy(model, plan, stateDict);
+    }
+
+    private static WeightLoadResult Copy(nn.Module model, Plan plan, IReadOnlyDictionary<string, Tensor> stateDict)
+    {
+        var target = model.state_dict();
+        using (torch.no_grad())
+        {
+            foreach (var (dst, src) in plan.Copies)
+                target[dst].copy_(stateDict[src]);
+        }
+        return new WeightLoadResult(plan.Copies.Select(c => c.Target).ToArray(), plan.Tolerated, plan.Ignored);
+    }
+
+    /// <summary>Checks names, shapes and element types of <paramref name="infos"/> against the model.</summary>
+    /// <exception cref="StateDictMismatchException">They do not fit (the message lists every offender).</exception>
+    private static Plan Match(nn.Module model, IReadOnlyDictionary<string, TensorInfo> infos, string prefix, bool strict, string source)
     {
         prefix ??= "";
         if (prefix.Length > 0 && !prefix.EndsWith('.'))
             prefix += ".";
 
         // Source keys with the prefix stripped.
-        var selected = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (key, value) in stateDict)
+        var selected = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
+        foreach (var (key, value) in infos)
             if (key.StartsWith(prefix, StringComparison.Ordinal))
                 selected[key[prefix.Length..]] = value;
 
@@ -282,7 +348,7 @@ public static class WeightLoader
         var unexpected = new List<string>();
         var shapeErrors = new List<string>();
         var dtypeErrors = new List<string>();
-        var toCopy = new List<(string Key, Tensor Dst, Tensor Src)>();
+        var toCopy = new List<(string Target, string Source)>();
 
         foreach (var (key, dst) in target)
         {
@@ -292,28 +358,28 @@ public static class WeightLoader
                 else missing.Add(key);
                 continue;
             }
-            if (src is null || src.IsInvalid)
+            if (!src.Usable)
             {
                 dtypeErrors.Add($"{prefix}{key}: the tensor is null or disposed");
                 continue;
             }
             bool ok = true;
-            if (!src.shape.SequenceEqual(dst.shape))
+            if (!src.Shape.SequenceEqual(dst.shape))
             {
-                shapeErrors.Add($"{prefix}{key}: model {Shape(dst)}, weights {Shape(src)}");
+                shapeErrors.Add($"{prefix}{key}: model {Shape(dst.shape)}, weights {Shape(src.Shape)}");
                 ok = false;
             }
-            bool typeOk = IsFloating(dst.dtype) ? IsFloating(src.dtype)
-                : IsInteger(dst.dtype) ? IsInteger(src.dtype)
-                : src.dtype == dst.dtype;
+            bool typeOk = IsFloating(dst.dtype) ? IsFloating(src.DType)
+                : IsInteger(dst.dtype) ? IsInteger(src.DType)
+                : src.DType == dst.dtype;
             if (!typeOk)
             {
                 string need = IsFloating(dst.dtype) ? "a floating-point tensor is required"
                     : IsInteger(dst.dtype) ? "an integer tensor is required" : $"{dst.dtype} is required";
-                dtypeErrors.Add($"{prefix}{key}: model {dst.dtype}, weights {src.dtype} ({need})");
+                dtypeErrors.Add($"{prefix}{key}: model {dst.dtype}, weights {src.DType} ({need})");
                 ok = false;
             }
-            if (ok) toCopy.Add((key, dst, src));
+            if (ok) toCopy.Add((key, prefix + key));
         }
         foreach (var key in selected.Keys)
             if (!target.ContainsKey(key))
@@ -325,22 +391,58 @@ public static class WeightLoader
             var strictMissing = strict ? missing : new List<string>();
             var strictUnexpected = strict ? unexpected : new List<string>();
             throw new StateDictMismatchException(
-                BuildMessage(model, source, prefix, strict, stateDict, selected.Count, target.Count,
-                    strictMissing, strictUnexpected, shapeErrors, dtypeErrors),
+                BuildMessage(model, source, prefix, strict, infos.Keys.ToList(), selected.Count, target.Count,
+                    strictMissing, strictUnexpected, shapeErrors, dtypeErrors)
+                + SideBySide(target, selected, prefix, strictMissing, strictUnexpected, shapeErrors.Count > 0),
                 strictMissing, strictUnexpected, shapeErrors, dtypeErrors);
         }
+        return new Plan(toCopy, tolerated, ignored);
+    }
 
-        using (torch.no_grad())
+    /// <summary>
+    /// The model's and the weights' keys in two columns, so a renamed or shifted layer shows at a glance: each
+    /// missing key is paired with an unexpected key of the same shape when there is one (in order), and every
+    /// shape mismatch is shown with both shapes.
+    /// </summary>
+    private static string SideBySide(Dictionary<string, Tensor> target, Dictionary<string, TensorInfo> selected, string prefix,
+        List<string> missing, List<string> unexpected, bool anyShapeError)
+    {
+        if (missing.Count == 0 && unexpected.Count == 0 && !anyShapeError) return "";
+        var rows = new List<(string Model, string Weights)>();
+        var unused = unexpected.ToList();
+        var missingSet = missing.ToHashSet(StringComparer.Ordinal);
+        foreach (var (key, dst) in target)
         {
-            foreach (var (_, dst, src) in toCopy)
-                dst.copy_(src);
+            string model = $"{key} {Shape(dst.shape)}";
+            if (missingSet.Contains(key))
+            {
+                int j = unused.FindIndex(u => selected[u[prefix.Length..]].Shape.SequenceEqual(dst.shape));
+                if (j >= 0)
+                {
+                    rows.Add((model, $"{unused[j]} {Shape(selected[unused[j][prefix.Length..]].Shape)}"));
+                    unused.RemoveAt(j);
+                }
+                else rows.Add((model, "(none)"));
+            }
+            else if (selected.TryGetValue(key, out var src) && !src.Shape.SequenceEqual(dst.shape))
+                rows.Add((model, $"{prefix}{key} {Shape(src.Shape)}"));
         }
-
-        return new WeightLoadResult(toCopy.Select(c => c.Key).ToArray(), tolerated, ignored);
+        foreach (var u in unused)
+            rows.Add(("(none)", $"{u} {Shape(selected[u[prefix.Length..]].Shape)}"));
+        const int MaxRows = 200;
+        int width = Math.Min(60, rows.Max(r => r.Model.Length));
+        var sb = new StringBuilder();
+        sb.AppendLine();
+        sb.AppendLine($"  {"Expected (model)".PadRight(width)}   Found (weights)");
+        foreach (var (m, w) in rows.Take(MaxRows))
+            sb.AppendLine($"  {m.PadRight(width)}   {w}");
+        if (rows.Count > MaxRows)
+            sb.AppendLine($"  … and {rows.Count - MaxRows} more rows.");
+        return sb.ToString().TrimEnd();
     }
 
     private static string BuildMessage(nn.Module model, string source, string prefix, bool strict,
-        IReadOnlyDictionary<string, Tensor> stateDict, int selectedCount, int targetCount,
+        IReadOnlyList<string> sourceKeys, int selectedCount, int targetCount,
         List<string> missing, List<string> unexpected, List<string> shapeErrors, List<string> dtypeErrors)
     {
         var sb = new StringBuilder();
@@ -359,9 +461,9 @@ public static class WeightLoader
         sb.Append("batch norm on/off) as the one the weights were saved from");
         if (prefix.Length > 0 || selectedCount == 0)
         {
-            sb.Append($"; check the prefix (\"{prefix}\" selected {selectedCount} of {stateDict.Count} entries for a model with {targetCount} entries");
-            if (selectedCount == 0 && stateDict.Count > 0)
-                sb.Append($"; the weights' keys look like: {string.Join(", ", stateDict.Keys.Take(5))}");
+            sb.Append($"; check the prefix (\"{prefix}\" selected {selectedCount} of {sourceKeys.Count} entries for a model with {targetCount} entries");
+            if (selectedCount == 0 && sourceKeys.Count > 0)
+                sb.Append($"; the weights' keys look like: {string.Join(", ", sourceKeys.Take(5))}");
             sb.Append(')');
         }
         if (strict && (missing.Count > 0 || unexpected.Count > 0))
