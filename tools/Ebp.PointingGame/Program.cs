@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -13,61 +14,48 @@ using TorchSharp;
 // Your own data, a PASCAL VOC-style folder (Annotations/*.xml + JPEGImages/, or XML next to each image):
 //   dotnet run -c Release --project tools/Ebp.PointingGame -- --voc FOLDER --model CARD.json [--classes a,b,c | --classes-file FILE]
 //       [--tolerance PX]
-// Common: --saliency-layer / --contrast-layer / --classifier-layer override the card's layers; --threads N (default 2);
+// Common: --saliency-layer / --contrast-layer / --classifier-layer override the card's layers; --threads N;
 // --mnist DIR (MNIST folder; default the scripts/fetch-mnist.sh cache, else the committed 200-digit subset
 // samples/Ebp.Demo/data/mnist-t10k-subset, or the folder given with --subset DIR).
+// Idle OpenMP threads must sleep, not spin, on a shared host: set before libtorch loads.
+Ebp.Threading.TorchThreads.PreferPassiveWaiting();
 var inv = CultureInfo.InvariantCulture;
-string? modelPath = null, voc = null, classesList = null, classesFile = null, mnistDir = null, subsetDir = null, markdown = null, pointsPath = null;
-string? saliencyLayer = null, contrastLayer = null, classifierLayer = null;
-string methodList = "center,gradient,ebp,cebp";
-int scenesCount = 2000, batch = 25, threads = 2;
-double? tolerance = null;
-try
+var modelOption = new Option<string?>("--model") { Description = "Model card JSON (default: models/cluttered-mnist-vgg.json)." };
+var vocOption = new Option<string?>("--voc") { Description = "A PASCAL VOC-style folder (Annotations/*.xml + JPEGImages/, VOCdevkit/VOC20xx, or XML next to each image)." };
+var classesOption = new Option<string?>("--classes") { Description = "VOC: class names in the model's order, comma-separated (default: the card's)." };
+var classesFileOption = new Option<string?>("--classes-file") { Description = "VOC: a text file with one class name per line." };
+var mnistOption = new Option<string?>("--mnist") { Description = "MNIST folder (default: the scripts/fetch-mnist.sh cache, else the committed 200-digit subset)." };
+var subsetOption = new Option<string?>("--subset") { Description = "Folder of the committed t10k subset to fall back to." };
+var pointsOption = new Option<string?>("--points") { Description = "CSV per trial: image,class,method,x,y,hit." };
+var markdownOption = new Option<string?>("--markdown") { Description = "Also write the tables as Markdown to this file." };
+var methodsOption = new Option<string>("--methods") { Description = "Comma-separated: center, gradient, gradient-signed, ebp, cebp.", DefaultValueFactory = _ => "center,gradient,ebp,cebp" };
+var saliencyOption = new Option<string?>("--saliency-layer") { Description = "Override the card's saliency layer." };
+var contrastOption = new Option<string?>("--contrast-layer") { Description = "Override the card's contrast layer." };
+var classifierOption = new Option<string?>("--classifier-layer") { Description = "Override the card's classifier layer." };
+var scenesOption = new Option<int>("--scenes") { Description = "Cluttered-MNIST test scenes.", DefaultValueFactory = _ => 2000 };
+var batchOption = new Option<int>("--batch") { Description = "Scenes per forward/backward pass.", DefaultValueFactory = _ => 25 };
+var threadsOption = new Option<int?>("--threads") { Description = "Torch intra-op threads (default: the CPUs this process may use, container quota included)." };
+var toleranceOption = new Option<double?>("--tolerance") { Description = "Hit tolerance in pixels (default: 15 px at 224, scaled)." };
+var root = new RootCommand("The pointing game (Zhang et al. 2016) for a model card, on cluttered-MNIST test scenes or a PASCAL VOC-style folder.")
 {
-    for (int i = 0; i < args.Length; i++)
-    {
-        string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-        switch (args[i])
-        {
-            case "--model": modelPath = Next(); break;
-            case "--voc": voc = Next(); break;
-            case "--classes": classesList = Next(); break;
-            case "--classes-file": classesFile = Next(); break;
-            case "--mnist": mnistDir = Next(); break;
-            case "--subset": subsetDir = Next(); break;
-            case "--points": pointsPath = Next(); break;
-            case "--markdown": markdown = Next(); break;
-            case "--methods": methodList = Next(); break;
-            case "--saliency-layer": saliencyLayer = Next(); break;
-            case "--contrast-layer": contrastLayer = Next(); break;
-            case "--classifier-layer": classifierLayer = Next(); break;
-            case "--scenes": scenesCount = int.Parse(Next(), inv); break;
-            case "--batch": batch = int.Parse(Next(), inv); break;
-            case "--threads": threads = int.Parse(Next(), inv); break;
-            case "--tolerance": tolerance = double.Parse(Next(), inv); break;
-            case "-h" or "--help":
-                Console.WriteLine("""
-                    Pointing game for a model card (models/*.json).
-                      cluttered MNIST: [--model models/cluttered-mnist-vgg.json] [--scenes 2000] [--batch 25] [--markdown FILE]
-                      VOC-style folder: --voc FOLDER --model CARD.json [--classes a,b,c | --classes-file FILE] [--tolerance PX]
-                      common: [--methods center,gradient,gradient-signed,ebp,cebp] [--saliency-layer L] [--contrast-layer L]
-                              [--classifier-layer L] [--threads 2] [--mnist DIR] [--subset DIR]
-                              [--points FILE]  (CSV per trial: image,class,method,x,y,hit)
-                    """);
-                return 0;
-            default: throw new ArgumentException($"Unknown argument '{args[i]}' (try --help).");
-        }
-    }
-}
-catch (Exception e) when (e is ArgumentException or FormatException)
-{
-    Console.Error.WriteLine(e.Message);
-    return 2;
-}
+    modelOption, vocOption, classesOption, classesFileOption, mnistOption, subsetOption, pointsOption, markdownOption, methodsOption,
+    saliencyOption, contrastOption, classifierOption, scenesOption, batchOption, threadsOption, toleranceOption,
+};
+var parsed = root.Parse(args);
+// Without an action of our own, the parse result has one only for --help or a parse error: print and stop.
+if (parsed.Action is not null) return parsed.Invoke() == 0 ? 0 : 2;
+string? modelPath = parsed.GetValue(modelOption), voc = parsed.GetValue(vocOption), classesList = parsed.GetValue(classesOption);
+string? classesFile = parsed.GetValue(classesFileOption), mnistDir = parsed.GetValue(mnistOption), subsetDir = parsed.GetValue(subsetOption);
+string? markdown = parsed.GetValue(markdownOption), pointsPath = parsed.GetValue(pointsOption);
+string? saliencyLayer = parsed.GetValue(saliencyOption), contrastLayer = parsed.GetValue(contrastOption), classifierLayer = parsed.GetValue(classifierOption);
+string methodList = parsed.GetValue(methodsOption)!;
+int scenesCount = parsed.GetValue(scenesOption), batch = parsed.GetValue(batchOption);
+int? threads = parsed.GetValue(threadsOption);
+double? tolerance = parsed.GetValue(toleranceOption);
 
 try
 {
-    torch.set_num_threads(threads);
+    Ebp.Threading.TorchThreads.Configure(threads);
     using var pointsCsv = pointsPath is null ? null : new PointsCsvWriter(pointsPath);
     modelPath ??= FindDefaultModel();
     using var loaded = LoadedModel.Load(modelPath);
