@@ -1,6 +1,7 @@
 // EBP on an imported ONNX ResNet-50 against the native zoo model with the same weights, interleaved in one run.
 // Usage: dotnet run -c Release --project benchmarks/Ebp.Onnx.Benchmarks -- <resnet50.onnx> [--runs N] [--threads T]
 // Make the model with: /usr/bin/python3 tests/Ebp.Onnx.Tests/generate_fixtures.py --benchmark /tmp/resnet50_bench.onnx
+using System.CommandLine;
 using System.Diagnostics;
 using Ebp;
 using Ebp.Models;
@@ -9,18 +10,21 @@ using Ebp.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
-if (args.Length == 0) { Console.Error.WriteLine("usage: Ebp.Onnx.Benchmarks <resnet50.onnx> [--runs N] [--threads T]"); return 2; }
-int runs = 7, threads = 1;
-for (int i = 1; i < args.Length; i++)
-    switch (args[i])
-    {
-        case "--runs": runs = int.Parse(args[++i]); break;
-        case "--threads": threads = int.Parse(args[++i]); break;
-        default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
-    }
+var modelArgument = new Argument<string>("MODEL") { Description = "The ResNet-50 ONNX file (generate_fixtures.py --benchmark)." };
+var runsOption = new Option<int>("--runs") { Description = "Timed calls per case (medians).", DefaultValueFactory = _ => 7 };
+var threadsOption = new Option<int>("--threads") { Description = "Torch intra-op threads.", DefaultValueFactory = _ => 1 };
+var root = new RootCommand("EBP on an imported ONNX ResNet-50 against the native zoo model with the same weights, interleaved in one run.")
+{
+    modelArgument, runsOption, threadsOption,
+};
+var parsed = root.Parse(args);
+// Without an action of our own, the parse result has one only for --help or a parse error: print and stop.
+if (parsed.Action is not null) return parsed.Invoke() == 0 ? 0 : 2;
+int runs = parsed.GetValue(runsOption), threads = parsed.GetValue(threadsOption);
+string modelPath = parsed.GetValue(modelArgument)!;
 torch.set_num_threads(threads);
 
-using var onnx = OnnxModel.Load(args[0]);
+using var onnx = OnnxModel.Load(modelPath);
 using var native = ModelZoo.Create("resnet50");
 var state = onnx.Module.state_dict();
 WeightLoader.LoadStateDict(native, native.state_dict().Keys.Where(k => !k.EndsWith("num_batches_tracked")).ToDictionary(k => k, k => state[k]), strict: false);

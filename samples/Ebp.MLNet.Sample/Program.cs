@@ -7,6 +7,7 @@
 // Options: --out DIR (default ./saliency-output), --card FILE (a model card: spec, weights, class names, input size,
 // saliency layer), --arch NAME, --weights FILE, --layer NAME, --contrast LAYER (contrastive EBP), --size N (model input
 // N×N; default: the card's, 224 with --arch, 64 otherwise), --batch N.
+using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using Ebp;
@@ -149,30 +150,31 @@ internal sealed record Settings(string? ImageFolder, string Output, string? Card
 {
     public static Settings? Parse(string[] args)
     {
-        string? folder = null, card = null, arch = null, weights = null, layer = null, contrast = null;
-        string output = "saliency-output";
-        int? size = null;
-        int batch = 4;
-        for (int i = 0; i < args.Length; i++)
+        var folderArgument = new Argument<string?>("IMAGE_FOLDER") { Description = "Folder of images (default: synthetic images).", Arity = ArgumentArity.ZeroOrOne };
+        var outOption = new Option<string>("--out") { Description = "Output folder.", DefaultValueFactory = _ => "saliency-output" };
+        var cardOption = new Option<string?>("--card") { Description = "A model card: spec, weights, class names, input size, saliency layer." };
+        var archOption = new Option<string?>("--arch") { Description = "A zoo architecture (vgg16, resnet50, ...), with --weights." };
+        var weightsOption = new Option<string?>("--weights") { Description = "Weights of --arch (safetensors, .pth)." };
+        var layerOption = new Option<string?>("--layer") { Description = "Saliency layer." };
+        var contrastOption = new Option<string?>("--contrast") { Description = "Contrast layer: contrastive EBP." };
+        var sizeOption = new Option<int?>("--size") { Description = "Model input N×N (default: the card's, 224 with --arch, 64 otherwise)." };
+        var batchOption = new Option<int>("--batch") { Description = "Rows per forward/backward pass.", DefaultValueFactory = _ => 4 };
+        var root = new RootCommand("Ebp.MLNet sample: images → LoadImages → ResizeImages → ExtractPixels → ComputeSaliency → overlay PNGs + CSV.")
         {
-            string? Next() => i + 1 < args.Length ? args[++i] : null;
-            switch (args[i])
-            {
-                case "--out": output = Next() ?? output; break;
-                case "--card": card = Next(); break;
-                case "--arch": arch = Next(); break;
-                case "--weights": weights = Next(); break;
-                case "--layer": layer = Next(); break;
-                case "--contrast": contrast = Next(); break;
-                case "--size": size = int.TryParse(Next(), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : null; if (size is null) return null; break;
-                case "--batch": if (!int.TryParse(Next(), CultureInfo.InvariantCulture, out batch) || batch < 1) return null; break;
-                case "-h" or "--help": return null;
-                default:
-                    if (args[i].StartsWith("--", StringComparison.Ordinal) || folder is not null) return null;
-                    folder = args[i];
-                    break;
-            }
+            folderArgument, outOption, cardOption, archOption, weightsOption, layerOption, contrastOption, sizeOption, batchOption,
+        };
+        var parsed = root.Parse(args);
+        if (parsed.Action is not null)
+        {
+            parsed.Invoke();
+            return null;
         }
+        string? folder = parsed.GetValue(folderArgument), card = parsed.GetValue(cardOption), arch = parsed.GetValue(archOption);
+        string? weights = parsed.GetValue(weightsOption), layer = parsed.GetValue(layerOption), contrast = parsed.GetValue(contrastOption);
+        string output = parsed.GetValue(outOption)!;
+        int? size = parsed.GetValue(sizeOption);
+        int batch = parsed.GetValue(batchOption);
+        if (size is <= 0 || batch < 1) return null;
         if (folder is not null && !Directory.Exists(folder))
         {
             Console.Error.WriteLine($"Not a folder: '{folder}'.");
