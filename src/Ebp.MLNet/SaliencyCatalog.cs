@@ -35,7 +35,10 @@ public static class SaliencyCatalog
     /// <param name="batchSize">Rows per forward/backward pass.</param>
     /// <param name="modelCard">A model card JSON file (spec, weight file, class names, input size, saliency layer).</param>
     /// <param name="modelSpecJson">An Ebp model spec (JSON text), with <paramref name="weightsPath"/>.</param>
-    /// <remarks>Give exactly one of <paramref name="modelCard"/>, <paramref name="modelSpecJson"/> and <paramref name="architecture"/>.
+    /// <param name="onnxModelPath">An ONNX image classifier (<c>.onnx</c>, as for <c>ApplyOnnxModel</c>): input size and class
+    /// names from the file, and the importer's suggested layers unless <paramref name="saliencyLayer"/> /
+    /// <paramref name="contrastLayer"/> are given: <c>ComputeSaliency(onnxModelPath: "resnet50.onnx")</c>.</param>
+    /// <remarks>Give exactly one of <paramref name="onnxModelPath"/>, <paramref name="modelCard"/>, <paramref name="modelSpecJson"/> and <paramref name="architecture"/>.
     /// Other settings (normalisation, target, output columns, device, overlay, invalid rows) take the
     /// <see cref="SaliencyEstimator.Options"/> defaults; use the <see cref="ComputeSaliency(TransformsCatalog, SaliencyEstimator.Options)"/>
     /// overload to change them.</remarks>
@@ -52,12 +55,13 @@ public static class SaliencyCatalog
         int numClasses = 1000,
         int batchSize = 8,
         string? modelCard = null,
-        string? modelSpecJson = null)
+        string? modelSpecJson = null,
+        string? onnxModelPath = null)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        if (architecture is null && modelCard is null && modelSpecJson is null)
+        if (architecture is null && modelCard is null && modelSpecJson is null && onnxModelPath is null)
             throw new ArgumentException(
-                "Name the model: modelCard = a model card JSON file (e.g. \"models/cluttered-mnist-vgg.json\"), modelSpecJson = an Ebp model spec " +
+                "Name the model: onnxModelPath = an .onnx file, modelCard = a model card JSON file (e.g. \"models/cluttered-mnist-vgg.json\"), modelSpecJson = an Ebp model spec " +
                 "with weightsPath, or architecture = a ModelZoo name (e.g. \"vgg16\") with weightsPath; or use the overload taking a model factory or SaliencyEstimator.Options.",
                 nameof(architecture));
         return new SaliencyEstimator(new SaliencyEstimator.Options
@@ -67,6 +71,7 @@ public static class SaliencyCatalog
             Architecture = architecture,
             ModelCardPath = modelCard,
             ModelSpecJson = modelSpecJson,
+            OnnxModelPath = onnxModelPath,
             WeightsPath = weightsPath,
             NumClasses = numClasses,
             SaliencyLayer = saliencyLayer,

@@ -168,6 +168,19 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public string? ModelCardPath { get; set; }
 
         /// <summary>
+        /// An ONNX image classifier (<c>.onnx</c>, as for ML.NET's <c>ApplyOnnxModel</c>), imported with
+        /// <see cref="Ebp.Onnx.OnnxModel.Load"/>. Its input shape gives <see cref="ImageWidth"/> and <see cref="ImageHeight"/>,
+        /// its metadata the <see cref="ClassNames"/>, and the importer's suggested layers (<see cref="Ebp.Onnx.OnnxModel.Suggested"/>)
+        /// fill <see cref="SaliencyLayer"/> (and, for contrastive EBP, <see cref="ContrastLayer"/> and <see cref="ClassifierLayer"/>)
+        /// unless those are set. The file and its external data are read once and kept, and <see cref="SaliencyModel.Save(Microsoft.ML.MLContext, Microsoft.ML.ITransformer, Microsoft.ML.DataViewSchema?, string)"/>
+        /// stores them. Default null.
+        /// </summary>
+        public string? OnnxModelPath { get; set; }
+
+        /// <summary>The ONNX files read by <see cref="Internal.ModelSources.Expand"/>.</summary>
+        internal Internal.OnnxFiles? OnnxFiles { get; set; }
+
+        /// <summary>
         /// The model's class names, in class-index order: the <c>SlotNames</c> of <see cref="ScoresColumnName"/> and the
         /// <c>KeyValues</c> of a key-typed <see cref="PredictedLabelColumnName"/> (so that <c>MapKeyToValue</c> gives the name).
         /// Default null: from the model card, or none.

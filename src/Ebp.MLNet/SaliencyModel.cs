@@ -44,7 +44,8 @@ public sealed class SaliencyModelLoadOptions
 /// ExtractPixels), saved by <c>mlContext.Model.Save</c> itself; <c>input-schema.mlnet.zip</c>: the pipeline's input
 /// schema, as an empty ML.NET model.</item>
 /// <item><c>stages/N.saliency.json</c> and <c>stages/N.weights.safetensors</c>: each saliency stage's settings
-/// and its model's <c>state_dict</c>.</item>
+/// and its model's <c>state_dict</c>; <c>stages/N.onnx/…</c>: for a stage made from an ONNX model, the <c>.onnx</c>
+/// file and its external data files (the graph), so the saved pipeline needs no file beside it.</item>
 /// </list>
 /// <para>
 /// <see cref="Load(MLContext, string, out DataViewSchema?, SaliencyModelLoadOptions?)"/> rebuilds the same chain (a
@@ -123,7 +124,19 @@ public static class SaliencyModel
             string settings = $"stages/{index}.saliency.json", weights = $"stages/{index}.weights.safetensors";
             Write(zip, settings, System.Text.Encoding.UTF8.GetBytes(saliency.Config.ToJson()));
             Write(zip, weights, saliency.Pool.SerializeWeights());
-            manifestStages.Add(new JsonObject { ["kind"] = "saliency", ["settings"] = settings, ["weights"] = weights });
+            var stageNode = new JsonObject { ["kind"] = "saliency", ["settings"] = settings, ["weights"] = weights };
+            if (saliency.Config.Onnx is { } onnx)
+            {
+                // The graph is data: the .onnx file and its external data go into the zip under their relative names.
+                var names = new JsonArray();
+                foreach (var (name, bytes) in onnx.Files)
+                {
+                    Write(zip, $"stages/{index}.onnx/{name}", bytes);
+                    names.Add(name);
+                }
+                stageNode["onnxFiles"] = names;
+            }
+            manifestStages.Add(stageNode);
             index++;
         }
         FlushRun();
@@ -211,7 +224,20 @@ public static class SaliencyModel
                     }
                     else if (kind == "saliency")
                     {
-                        transformers.Add(LoadStage(ReadText(zip, (string)node!["settings"]!), ReadBytes(zip, (string)node["weights"]!), options, StageLog.For(mlContext)));
+                        OnnxFiles? onnx = null;
+                        if (node!["onnxFiles"] is JsonArray onnxNames)
+                        {
+                            var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+                            var settingsEntry = (string)node["settings"]!;
+                            var prefix = settingsEntry[..settingsEntry.LastIndexOf(".saliency.json", StringComparison.Ordinal)] + ".onnx/";
+                            foreach (var n in onnxNames)
+                            {
+                                var name = (string?)n ?? throw new InvalidDataException($"{ManifestEntry} lists an ONNX file without a name.");
+                                files[name] = ReadBytes(zip, prefix + name);
+                            }
+                            onnx = new OnnxFiles("", files);
+                        }
+                        transformers.Add(LoadStage(ReadText(zip, (string)node!["settings"]!), ReadBytes(zip, (string)node["weights"]!), onnx, options, StageLog.For(mlContext)));
                     }
                     else
                     {
@@ -231,7 +257,7 @@ public static class SaliencyModel
         }
     }
 
-    private static SaliencyTransformer LoadStage(string json, byte[] weights, SaliencyModelLoadOptions options, StageLog log)
+    private static SaliencyTransformer LoadStage(string json, byte[] weights, OnnxFiles? onnx, SaliencyModelLoadOptions options, StageLog log)
     {
         StageConfig config;
         try
@@ -241,6 +267,12 @@ public static class SaliencyModel
         catch (JsonException e)
         {
             throw new InvalidDataException($"The saliency stage settings are not valid JSON: {e.Message}", e);
+        }
+        if (config.Source == ModelSourceKind.Onnx)
+        {
+            if (onnx is null || config.OnnxModelFileName is not { } modelName || !onnx.Files.ContainsKey(modelName))
+                throw new InvalidDataException($"The saliency stage '{config.OutputColumn}' was built from an ONNX model, but its .onnx file is missing from the saved pipeline.");
+            config = config with { Onnx = onnx with { ModelFileName = modelName } };
         }
         if (options.Device is not null) config = config with { Device = options.Device };
         if (options.BatchSize is { } b)
@@ -253,6 +285,7 @@ public static class SaliencyModel
         {
             ModelSourceKind.Zoo => () => ModelPrototype.CreateArchitecture(config.Architecture, config.ArchitectureClasses, null, null),
             ModelSourceKind.Spec => () => ModelPrototype.CreateArchitecture(null, 0, config.ModelSpecJson, null),
+            ModelSourceKind.Onnx => () => OnnxSource.Create(config.Onnx!),
             _ => options.ModelFactory is { } f
                 ? () => ModelPrototype.CreateArchitecture(null, 0, null, f)
                 : throw new InvalidOperationException(

@@ -41,8 +41,14 @@ public sealed class OnnxModel : IDisposable
     public int Opset { get; }
     /// <summary>Layers for saliency, contrast and classifier as TorchRay's benchmark chooses them.</summary>
     public SuggestedLayers Suggested { get; }
+    /// <summary>
+    /// The external data files the model's tensors were read from, relative to the model's folder ('/' separators);
+    /// empty for a self-contained file. Copy these with the <c>.onnx</c> file to move the model.
+    /// </summary>
+    public IReadOnlyList<string> ExternalDataFiles { get; }
 
-    private OnnxModel(OnnxGraph module, GraphImporter importer, int classes, IReadOnlyList<string>? names, SuggestedLayers suggested)
+    private OnnxModel(OnnxGraph module, GraphImporter importer, int classes, IReadOnlyList<string>? names, SuggestedLayers suggested,
+                      IReadOnlyList<string> external)
     {
         Module = module;
         InputName = importer.InputName;
@@ -54,6 +60,7 @@ public sealed class OnnxModel : IDisposable
         ClassCount = classes;
         ClassNames = names;
         Suggested = suggested;
+        ExternalDataFiles = external;
     }
 
     /// <summary>The operators the importer builds.</summary>
@@ -81,7 +88,7 @@ public sealed class OnnxModel : IDisposable
             }
             int classes = (int)logitsShape[^1];
             var names = ClassNamesOf(file, importer, classes);
-            return new OnnxModel(graph, importer, classes, names, Suggest(graph, shapes));
+            return new OnnxModel(graph, importer, classes, names, Suggest(graph, shapes), file.ExternalFiles.ToArray());
         }
         catch
         {

@@ -84,7 +84,7 @@ public sealed class PersistenceTests
             string json;
             using (var reader = new StreamReader(entry.Open())) json = reader.ReadToEnd();
             var node = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject();
-            Assert.AreEqual(3, (int)node["Version"]!);
+            Assert.AreEqual(4, (int)node["Version"]!);
             node["Version"] = 1;
             node.Remove("ErrorColumn");
             node.Remove("TopK");

@@ -26,6 +26,10 @@ public sealed class ExternalDataTests
     {
         using var model = OnnxModel.Load(Rewrite(_ => { }));
         Assert.AreEqual(10, model.ClassCount);
+        // The files to copy with the model (the ML.NET stage saves them with its pipeline).
+        CollectionAssert.AreEqual(new[] { "vgg_bn_external.weights" }, model.ExternalDataFiles.ToArray());
+        using var selfContained = OnnxModel.Load(Fixtures.Path("vgg_bn.onnx"));
+        Assert.IsEmpty(selfContained.ExternalDataFiles);
     }
 
     [TestMethod]

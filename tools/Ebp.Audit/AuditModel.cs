@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Ebp.Composites;
 using Ebp.Models;
+using Ebp.Onnx;
 using Ebp.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -66,6 +67,7 @@ public sealed class AuditModel : IDisposable
     public static AuditModel Load(AuditOptions o)
     {
         string source = o.Model.Trim();
+        if (source.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) return LoadOnnx(o, source);
         Card? card = null;
         string? cardDir = null;
         string? specJson = null;
@@ -162,7 +164,53 @@ public sealed class AuditModel : IDisposable
         }
     }
 
-    private void Configure(AuditOptions o, Card? card, List<string>? names, string description, string architecture, string weightsSha)
+    /// <summary>
+    /// An ONNX classifier (<c>--model file.onnx</c>): imported by <see cref="OnnxModel.Load"/>; its input shape, class names
+    /// (metadata) and suggested layers apply unless the options name them. The identity hashes the file and its external data.
+    /// </summary>
+    private static AuditModel LoadOnnx(AuditOptions o, string source)
+    {
+        if (!File.Exists(source)) throw new AuditUsageException($"The ONNX model '{source}' does not exist.");
+        if (o.WeightsPath is not null)
+            throw new AuditUsageException("--weights does not apply to an ONNX model: the .onnx file (and its external data) holds the weights.");
+        OnnxModel onnx;
+        try
+        {
+            onnx = OnnxModel.Load(source);
+        }
+        catch (OnnxImportException e)
+        {
+            throw new AuditUsageException($"The ONNX model '{source}' cannot be used: {e.Message}");
+        }
+        var model = new AuditModel(onnx.Module);
+        try
+        {
+            if (onnx.InputShape.Count != 4)
+                throw new AuditUsageException($"The ONNX model '{source}' takes input of shape [{string.Join(", ", onnx.InputShape)}]; an image model takes [N, C, H, W].");
+            List<string>? names = null;
+            if (o.ClassNamesPath is not null)
+            {
+                if (!File.Exists(o.ClassNamesPath)) throw new AuditUsageException($"The class-names file '{o.ClassNamesPath}' does not exist.");
+                names = File.ReadAllLines(o.ClassNamesPath).Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+                if (names.Count == 0) throw new AuditUsageException($"The class-names file '{o.ClassNamesPath}' is empty.");
+            }
+            names ??= onnx.ClassNames?.ToList();
+            var folder = Path.GetDirectoryName(Path.GetFullPath(source))!;
+            var hashes = new StringBuilder(Sha256File(source));
+            foreach (var f in onnx.ExternalDataFiles) hashes.Append('\n').Append(f).Append(':').Append(Sha256File(Path.Combine(folder, f)));
+            model.Configure(o, null, names, $"{Path.GetFileName(source)} (ONNX)", "onnx", Sha256Text(hashes.ToString()),
+                            ((int)onnx.InputShape[3], (int)onnx.InputShape[2]), onnx.Suggested);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private void Configure(AuditOptions o, Card? card, List<string>? names, string description, string architecture, string weightsSha,
+                           (int Width, int Height)? fileInput = null, SuggestedLayers? suggested = null)
     {
         var modules = ModelInspection.NamedModules(Module);
         var first = modules.FirstOrDefault(m => m.Module is Linear or Convolution).Module;
@@ -172,7 +220,7 @@ public sealed class AuditModel : IDisposable
         if (card is not null && card.Input.Channels > 0 && card.Input.Channels != Channels)
             throw new AuditUsageException($"The model card says {card.Input.Channels} input channels, but the model's first convolution takes {Channels}.");
 
-        (Width, Height) = o.InputSize ?? (card is { Input.Width: > 0, Input.Height: > 0 } ? (card.Input.Width, card.Input.Height) : (224, 224));
+        (Width, Height) = o.InputSize ?? fileInput ?? (card is { Input.Width: > 0, Input.Height: > 0 } ? (card.Input.Width, card.Input.Height) : (224, 224));
 
         int classes;
         var lastName = ModelInspection.DefaultClassifierLayer(Module);
@@ -196,9 +244,9 @@ public sealed class AuditModel : IDisposable
         Std = PerChannel(o.Std ?? card?.Std, 1f, "--std");
         if (Std.Any(s => !(s > 0))) throw new AuditUsageException("--std values must be positive.");
 
-        SaliencyLayer = o.SaliencyLayer ?? card?.Saliency.SaliencyLayer ?? "";
-        ContrastLayer = o.ContrastLayer ?? NullIfEmpty(card?.Saliency.ContrastLayer);
-        ClassifierLayer = o.ClassifierLayer ?? NullIfEmpty(card?.Saliency.ClassifierLayer);
+        SaliencyLayer = o.SaliencyLayer ?? card?.Saliency.SaliencyLayer ?? suggested?.SaliencyLayer ?? "";
+        ContrastLayer = o.ContrastLayer ?? NullIfEmpty(card?.Saliency.ContrastLayer) ?? NullIfEmpty(suggested?.ContrastLayer);
+        ClassifierLayer = o.ClassifierLayer ?? NullIfEmpty(card?.Saliency.ClassifierLayer) ?? NullIfEmpty(suggested?.ClassifierLayer);
         var known = modules.Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
         void Require(string? layer, string option)
         {

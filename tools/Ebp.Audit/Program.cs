@@ -91,7 +91,7 @@ public static class Program
         private readonly Option<string?> _annotations = new("--annotations") { Description = "Folder of VOC XML files for --input (default: an .xml next to each image)." };
         private readonly Option<bool> _labelFromFolder = new("--label-from-folder") { Description = "--input: the image's parent folder name is its label." };
         private readonly Option<string> _out = new("--out", "-o") { Description = "Output folder (with sharding: <out>/shard-i-of-N).", Required = true };
-        private readonly Option<string> _model = new("--model") { Description = "default | model card .json | model spec .json (+ --weights) | architecture (vgg16, resnet50, …; + --weights).", DefaultValueFactory = _ => "default" };
+        private readonly Option<string> _model = new("--model") { Description = "default | model card .json | model spec .json (+ --weights) | ONNX classifier .onnx | architecture (vgg16, resnet50, …; + --weights).", DefaultValueFactory = _ => "default" };
         private readonly Option<string?> _weights = new("--weights") { Description = "Weight file (safetensors, .pth state_dict, TorchSharp)." };
         private readonly Option<int?> _numClasses = new("--num-classes") { Description = "Classes of an architecture model (default: from --class-names, else 1000)." };
         private readonly Option<string?> _classNames = new("--class-names") { Description = "Text file, one class name per line." };

@@ -93,7 +93,7 @@ internal static class ModelCard
     }
 }
 
-/// <summary>Turns a described model source (a model card) into the plain options it stands for.</summary>
+/// <summary>Turns a described model source (a model card, an ONNX file) into the plain options it stands for.</summary>
 internal static class ModelSources
 {
     /// <summary>
@@ -116,6 +116,25 @@ internal static class ModelSources
             copy.ImageWidth ??= d.ImageWidth;
             copy.ImageHeight ??= d.ImageHeight;
             copy.SaliencyLayer ??= d.SaliencyLayer;
+        }
+        if (o.OnnxModelPath is { } onnx)
+        {
+            if (o.ModelCardPath is not null || o.Architecture is not null || o.ModelSpecJson is not null || o.ModelFactory is not null || o.Model is not null)
+                throw new ArgumentException(
+                    "Set exactly one model source: OnnxModelPath, ModelCardPath, Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model (OnnxModelPath and another are set).", "options");
+            if (o.WeightsPath is not null)
+                throw new ArgumentException("WeightsPath cannot be combined with OnnxModelPath: the ONNX file holds the weights.", "options");
+            var (d, files, suggested) = OnnxSource.Read(onnx);
+            copy.OnnxFiles = files;
+            copy.ClassNames ??= d.ClassNames;
+            copy.ImageWidth ??= d.ImageWidth;
+            copy.ImageHeight ??= d.ImageHeight;
+            copy.SaliencyLayer ??= d.SaliencyLayer;
+            if (o.Method == SaliencyMethod.ContrastiveExcitationBackprop)
+            {
+                copy.ContrastLayer ??= suggested.ContrastLayer;
+                copy.ClassifierLayer ??= suggested.ClassifierLayer;
+            }
         }
         copy.ImageWidth ??= 224;
         copy.ImageHeight ??= 224;

@@ -20,12 +20,13 @@ internal sealed class ModelPrototype
     public static ModelPrototype Build(SaliencyEstimator.Options o)
     {
         if (o.Model is not null) return new ModelPrototype(o.Model, owned: false);
-        return new ModelPrototype(CreateArchitecture(o.Architecture, o.NumClasses, o.ModelSpecJson, o.ModelFactory), owned: true);
+        return new ModelPrototype(CreateArchitecture(o.Architecture, o.NumClasses, o.ModelSpecJson, o.ModelFactory, o.OnnxFiles), owned: true);
     }
 
     public static nn.Module<Tensor, Tensor> CreateArchitecture(string? architecture, int numClasses, string? specJson,
-                                                               Func<nn.Module<Tensor, Tensor>>? factory)
+                                                               Func<nn.Module<Tensor, Tensor>>? factory, OnnxFiles? onnx = null)
     {
+        if (onnx is not null) return OnnxSource.Create(onnx);
         if (architecture is not null) return ModelZoo.Create(architecture, numClasses);
         if (specJson is not null) return ModelSpec.Build(specJson);
         if (factory is not null)
@@ -112,7 +113,7 @@ internal sealed class ModelPool : IDisposable
         if (o.WeightsPath is not null) WeightLoader.Load(primary, o.WeightsPath, o.WeightsPrefix);
         Prepare(primary, device);
         Func<nn.Module<Tensor, Tensor>>? create = owned
-            ? () => ModelPrototype.CreateArchitecture(o.Architecture, o.NumClasses, o.ModelSpecJson, o.ModelFactory)
+            ? () => ModelPrototype.CreateArchitecture(o.Architecture, o.NumClasses, o.ModelSpecJson, o.ModelFactory, o.OnnxFiles)
             : null;
         return new ModelPool(primary, owned, device, create);
     }

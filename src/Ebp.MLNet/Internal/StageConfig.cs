@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Ebp.MLNet.Internal;
 
 /// <summary>Where a stage's model architecture comes from.</summary>
-internal enum ModelSourceKind { Zoo, Spec, Factory, Module }
+internal enum ModelSourceKind { Zoo, Spec, Factory, Module, Onnx }
 
 /// <summary>
 /// The validated, serialisable settings of one saliency stage. <see cref="NumClasses"/>, <see cref="MapHeight"/> and
@@ -19,9 +19,10 @@ internal sealed record StageConfig
 {
     /// <summary>
     /// 2 added <see cref="TopK"/>, <see cref="TopKClassesColumn"/> and <see cref="ErrorColumn"/>; 3 added <see cref="ClassNames"/>
-    /// and <see cref="PredictedLabelFormat"/>. Older files still load.
+    /// and <see cref="PredictedLabelFormat"/>; 4 added <see cref="ModelSourceKind.Onnx"/> and <see cref="OnnxModelFileName"/>.
+    /// Older files still load.
     /// </summary>
-    public const int FormatVersion = 3;
+    public const int FormatVersion = 4;
 
     public int Version { get; init; } = FormatVersion;
     public string OutputColumn { get; init; } = "Saliency";
@@ -30,6 +31,10 @@ internal sealed record StageConfig
     public string? Architecture { get; init; }
     public int ArchitectureClasses { get; init; } = 1000;
     public string? ModelSpecJson { get; init; }
+    /// <summary>The ONNX model's file name (version 4), for an <see cref="ModelSourceKind.Onnx"/> stage.</summary>
+    public string? OnnxModelFileName { get; init; }
+    /// <summary>The ONNX model's files (not part of the settings JSON: the saved pipeline stores them as entries).</summary>
+    [JsonIgnore] public OnnxFiles? Onnx { get; init; }
     public SaliencyMethod Method { get; init; }
     public string SaliencyLayer { get; init; } = "";
     public string? ContrastLayer { get; init; }
@@ -119,12 +124,13 @@ internal sealed record StageConfig
         string input = o.InputColumnName ?? "Image";
         if (input.Length == 0) throw new ArgumentException("InputColumnName must not be empty (null means \"Image\").", p);
 
-        int sources = (o.Architecture is not null ? 1 : 0) + (o.ModelSpecJson is not null ? 1 : 0)
+        int sources = (o.OnnxFiles is not null ? 1 : 0) + (o.Architecture is not null ? 1 : 0) + (o.ModelSpecJson is not null ? 1 : 0)
                       + (o.ModelFactory is not null ? 1 : 0) + (o.Model is not null ? 1 : 0);
         if (sources != 1)
             throw new ArgumentException(
-                $"Set exactly one model source: ModelCardPath (a model card), Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model ({sources} are set).", p);
-        var source = o.Architecture is not null ? ModelSourceKind.Zoo
+                $"Set exactly one model source: OnnxModelPath (an .onnx file), ModelCardPath (a model card), Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model ({sources} are set).", p);
+        var source = o.OnnxFiles is not null ? ModelSourceKind.Onnx
+            : o.Architecture is not null ? ModelSourceKind.Zoo
             : o.ModelSpecJson is not null ? ModelSourceKind.Spec
             : o.ModelFactory is not null ? ModelSourceKind.Factory : ModelSourceKind.Module;
         if (source == ModelSourceKind.Zoo)
@@ -187,6 +193,8 @@ internal sealed record StageConfig
             Architecture = o.Architecture?.Trim(),
             ArchitectureClasses = o.NumClasses,
             ModelSpecJson = o.ModelSpecJson,
+            OnnxModelFileName = o.OnnxFiles?.ModelFileName,
+            Onnx = o.OnnxFiles,
             Method = o.Method,
             SaliencyLayer = o.SaliencyLayer ?? "",
             ContrastLayer = o.ContrastLayer,

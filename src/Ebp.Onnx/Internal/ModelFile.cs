@@ -12,6 +12,10 @@ internal sealed class ModelFile
     public string Path { get; }
     private readonly string _folder;
     private readonly OnnxLoadOptions _options;
+    private readonly SortedSet<string> _externalFiles = new(StringComparer.Ordinal);
+
+    /// <summary>The external data files read so far, relative to the model's folder (with '/' separators).</summary>
+    public IReadOnlyCollection<string> ExternalFiles => _externalFiles;
 
     private ModelFile(ModelProto proto, string path, OnnxLoadOptions options)
     {
@@ -120,6 +124,7 @@ internal sealed class ModelFile
         if (!info.Exists) throw new OnnxImportException($"{what}: external data file '{location}' not found next to the model.");
         if (info.LinkTarget is not null)
             throw new OnnxImportException($"{what}: external data file '{location}' is a symbolic link; only regular files in the model's folder are read.");
+        _externalFiles.Add(System.IO.Path.GetRelativePath(_folder, file).Replace(System.IO.Path.DirectorySeparatorChar, '/'));
         long offset = entries.TryGetValue("offset", out var o) && long.TryParse(o, out var ov) ? ov : 0;
         long length = entries.TryGetValue("length", out var l) && long.TryParse(l, out var lv) ? lv : expectedBytes;
         if (offset < 0 || length != expectedBytes || offset > info.Length - length)
