@@ -1,16 +1,23 @@
 // One .onnx file, two consumers: ML.NET's ApplyOnnxModel predicts, Ebp explains the same file.
 // Usage: dotnet run -c Release --project samples/Ebp.Onnx.Sample -- [model.onnx] [output-folder]
 // The default model is the committed test fixture softmax_head.onnx (3×32×32 input, Softmax head, class names).
+using System.CommandLine;
 using Ebp;
+using Ebp.MLNet;
 using Ebp.Onnx;
 using Ebp.Visualization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using SkiaSharp;
-using TorchSharp;
 
-var modelPath = args.Length > 0 ? args[0] : Path.Combine(AppContext.BaseDirectory, "softmax_head.onnx");
-var outDir = args.Length > 1 ? args[1] : Path.Combine("out", "onnx-sample");
+var modelArgument = new Argument<string?>("MODEL") { Description = "An .onnx image classifier with a [1, C, H, W] input (default: the committed softmax_head.onnx).", Arity = ArgumentArity.ZeroOrOne };
+var outArgument = new Argument<string?>("OUTPUT") { Description = "Folder for the overlay PNGs (default: out/onnx-sample).", Arity = ArgumentArity.ZeroOrOne };
+var root = new RootCommand("One .onnx file, one ML.NET pipeline: ApplyOnnxModel predicts, ComputeSaliency explains the same file.") { modelArgument, outArgument };
+var parsed = root.Parse(args);
+// Without an action of our own, the parse result has one only for --help or a parse error: print and stop.
+if (parsed.Action is not null) return parsed.Invoke() == 0 ? 0 : 2;
+var modelPath = parsed.GetValue(modelArgument) ?? Path.Combine(AppContext.BaseDirectory, "softmax_head.onnx");
+var outDir = parsed.GetValue(outArgument) ?? Path.Combine("out", "onnx-sample");
 Directory.CreateDirectory(outDir);
 
 using var onnx = OnnxModel.Load(modelPath);
@@ -35,31 +42,32 @@ var images = Enumerable.Range(0, 4).Select(i =>
     return px;
 }).ToArray();
 
-// ML.NET: the prediction, with ApplyOnnxModel on the file.
+// One ML.NET pipeline over the same file: ApplyOnnxModel predicts (ONNX Runtime), ComputeSaliency explains (Ebp's
+// import of the file, seeded at the logits before the Softmax head, at the importer's suggested layer).
 var ml = new MLContext(seed: 0);
 var schema = SchemaDefinition.Create(typeof(ImageRow));
-schema[0].ColumnName = onnx.InputName;
-schema[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, c, h, w);
-var data = ml.Data.LoadFromEnumerable(images.Select(p => new ImageRow { Pixels = p }), schema);
-var pipeline = ml.Transforms.ApplyOnnxModel(outputColumnNames: [onnx.OutputName], inputColumnNames: [onnx.InputName], modelFile: modelPath);
+schema[nameof(ImageRow.Pixels)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, c, h, w);
+var onnxColumn = schema[nameof(ImageRow.OnnxInput)];
+onnxColumn.ColumnType = new VectorDataViewType(NumberDataViewType.Single, 1, c, h, w);
+onnxColumn.ColumnName = onnx.InputName;
+var data = ml.Data.LoadFromEnumerable(images.Select(p => new ImageRow { Pixels = p, OnnxInput = p }), schema);
+var pipeline = ml.Transforms.ApplyOnnxModel(outputColumnNames: [onnx.OutputName], inputColumnNames: [onnx.InputName], modelFile: modelPath)
+    .Append(ml.Transforms.ComputeSaliency(new SaliencyEstimator.Options
+    {
+        InputColumnName = nameof(ImageRow.Pixels),
+        OnnxModelPath = modelPath,
+        PredictedLabelFormat = PredictedLabelFormat.Index,
+    }));
 var scored = pipeline.Fit(data).Transform(data);
-var scores = scored.GetColumn<float[]>(onnx.OutputName).ToArray();
+var probabilities = scored.GetColumn<float[]>(onnx.OutputName).ToArray();
+var ebpLabels = scored.GetColumn<int>("PredictedLabel").ToArray();
+var maps = scored.GetColumn<float[]>("Saliency").ToArray();
 
-// Ebp: the saliency map of the same file, seeded at the logits before the Softmax head.
-var explainer = new SaliencyExplainer(onnx.Module);
 int agree = 0;
 for (int i = 0; i < images.Length; i++)
 {
-    using var scope = torch.NewDisposeScope();
-    var input = torch.tensor(images[i], [1, c, h, w]);
-    using var result = explainer.Explain(input, SaliencyTarget.Predicted, new SaliencyOptions
-    {
-        SaliencyLayer = onnx.Suggested.SaliencyLayer,
-        Resize = MapSize.Input,
-    });
-    int ebpLabel = (int)result.Scores.argmax(1).item<long>();
-    int mlLabel = Array.IndexOf(scores[i], scores[i].Max());
-    if (ebpLabel == mlLabel) agree++;
+    int mlLabel = Array.IndexOf(probabilities[i], probabilities[i].Max());
+    if (ebpLabels[i] == mlLabel) agree++;
     var name = onnx.ClassNames?[mlLabel] ?? mlLabel.ToString();
 
     using var bitmap = new SKBitmap(w, h);
@@ -69,11 +77,10 @@ for (int i = 0; i < images.Length; i++)
             byte V(int ch) => (byte)Math.Clamp(images[i][(Math.Min(ch, c - 1) * h + y) * w + x] * 255, 0, 255);
             bitmap.SetPixel(x, y, new SKColor(V(0), V(1), V(2)));
         }
-    var map = result.Map.detach().cpu().flatten().data<float>().ToArray();
-    using var overlay = Heatmap.Overlay(bitmap, Heatmap.Normalise(map), w, h);
+    using var overlay = Heatmap.Overlay(bitmap, Heatmap.Normalise(maps[i]), w, h);
     var file = Path.Combine(outDir, $"image{i}_{name}.png");
     Figure.SavePng(overlay, file);
-    Console.WriteLine($"image {i}: ML.NET predicts {name} (p = {scores[i][mlLabel]:F3}), Ebp explains {ebpLabel} → {file}");
+    Console.WriteLine($"image {i}: ApplyOnnxModel predicts {name} (p = {probabilities[i][mlLabel]:F3}), ComputeSaliency explains {ebpLabels[i]} → {file}");
 }
 Console.WriteLine($"{agree}/{images.Length} predicted labels agree (saliency layer '{onnx.Suggested.SaliencyLayer}', head {onnx.Head}).");
 return agree == images.Length ? 0 : 1;
@@ -81,4 +88,5 @@ return agree == images.Length ? 0 : 1;
 internal sealed class ImageRow
 {
     public float[] Pixels { get; set; } = [];
+    public float[] OnnxInput { get; set; } = [];
 }
