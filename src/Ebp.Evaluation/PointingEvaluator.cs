@@ -119,8 +119,7 @@ public static class PointingEvaluator
         {
             return results.Select(r =>
             {
-                var m = method.Absolute ? r.Map.abs() : r.Map;
-                return m.contiguous().cpu().data<float>().ToArray();
+                return r.Map.contiguous().cpu().data<float>().ToArray();
             }).ToArray();
         }
         finally

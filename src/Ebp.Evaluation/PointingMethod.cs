@@ -6,8 +6,7 @@ namespace Ebp.PointingGame;
 /// <param name="Name">Short name used on the command line and in tables (<c>center</c>, <c>gradient</c>, <c>ebp</c>, <c>cebp</c>).</param>
 /// <param name="Label">Human-readable description for tables.</param>
 /// <param name="Options">Saliency options (always resized to the input); null for the centre baseline.</param>
-/// <param name="Absolute">Take |map| before the argmax (the gradient baseline of Simonyan et al., as in the paper).</param>
-public sealed record PointingMethod(string Name, string Label, SaliencyOptions? Options, bool Absolute = false)
+public sealed record PointingMethod(string Name, string Label, SaliencyOptions? Options)
 {
     /// <summary>True for the centre baseline: the point is the image centre, whatever the class.</summary>
     public bool IsCenter => Options is null;
@@ -28,11 +27,14 @@ public sealed record PointingMethod(string Name, string Label, SaliencyOptions? 
         ContrastiveEbp(saliencyLayer, contrastLayer, classifierLayer),
     ];
 
+    /// <summary>
+    /// The gradient baseline at the input: TorchRay's <c>gradient</c> (max over channels of |∂score/∂x|), or with
+    /// <paramref name="absolute"/> false its <c>gradient_sum</c> (the signed channel sum).
+    /// </summary>
     public static PointingMethod Gradient(bool absolute = true) => new(
         absolute ? "gradient" : "gradient-signed",
-        absolute ? "gradient at the input, absolute value" : "gradient at the input, signed",
-        new SaliencyOptions { Method = SaliencyMethod.Gradient, SaliencyLayer = "", Resize = MapSize.Input },
-        Absolute: absolute);
+        absolute ? "gradient at the input, max over channels of |G| (TorchRay's gradient)" : "gradient at the input, signed channel sum (TorchRay's gradient_sum)",
+        new SaliencyOptions { Method = absolute ? SaliencyMethod.Gradient : SaliencyMethod.GradientSum, SaliencyLayer = "", Resize = MapSize.Input });
 
     public static PointingMethod Ebp(string saliencyLayer) => new(
         "ebp", $"EBP at {saliencyLayer}",

@@ -211,8 +211,7 @@ public static class VocEvaluator
         {
             return maps.Select(r =>
             {
-                var m = method.Absolute ? r.Map.abs() : r.Map;
-                var values = m.contiguous().cpu().data<float>().ToArray();
+                var values = r.Map.contiguous().cpu().data<float>().ToArray();
                 return Datasets.PointingGame.ArgMax(values, w, h);
             }).ToArray();
         }
