@@ -5,7 +5,7 @@ namespace Ebp;
 
 /// <summary>
 /// Saliency rules installed on a model for several calls (see <see cref="SaliencyExplainer.OpenSession"/>).
-/// Dispose it to remove the rules and restore the model's mode and flags.
+/// Dispose it to remove the rules and restore the model's mode and flags. Calls from several threads are serialised.
 /// </summary>
 public sealed class SaliencySession : IDisposable
 {
@@ -13,6 +13,8 @@ public sealed class SaliencySession : IDisposable
     private readonly RuleScope _rules;
     private readonly ScopeConfig _config;
     private readonly Action _close;
+    // The hooks and the per-call trace are shared by every call of the session: calls from several threads take turns.
+    private readonly object _gate = new();
     private bool _disposed;
 
     internal SaliencySession(SaliencyExplainer explainer, RuleScope rules, ScopeConfig config, SaliencyOptions options, Action close)
@@ -37,14 +39,21 @@ public sealed class SaliencySession : IDisposable
     /// <summary>As <see cref="SaliencyExplainer.ExplainEach"/>, with this session's options.</summary>
     public IReadOnlyList<SaliencyResult> ExplainEach(Tensor input, IReadOnlyList<SaliencyTarget> targets)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        return _explainer.RunInSession(_rules, _config, Options, input, targets);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _explainer.RunInSession(_rules, _config, Options, input, targets);
+        }
     }
 
+    /// <summary>Removes the rules and restores the model; waits for a call in progress on another thread.</summary>
     public void Dispose()
     {
-        if (_disposed) return;
-        _disposed = true;
-        _close();
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _close();
+        }
     }
 }
