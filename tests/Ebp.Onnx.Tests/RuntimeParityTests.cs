@@ -71,3 +71,45 @@ public sealed class RuntimeParityTests
             Assert.AreEqual(new SuggestedLayers("features.7", "classifier.4", "classifier.6"), vgg.Suggested);
     }
 }
+
+/// <summary>Real inputs: handwritten MNIST test digits (the committed subset), centred on each fixture's canvas.</summary>
+[TestClass]
+public sealed class RealInputParityTests
+{
+    [TestMethod]
+    [DataRow("vgg_bn.onnx")]
+    [DataRow("resnet_basic.onnx")]
+    [DataRow("squeezenet_concat.onnx")]
+    [DataRow("mobilenet_depthwise.onnx")]
+    [DataRow("softmax_head.onnx")]
+    [DataRow("opset9_flatten.onnx")]
+    public void LogitsEqualOnnxRuntime_OnRealDigits(string fixture)
+    {
+        using var scope = torch.NewDisposeScope();
+        var path = Fixtures.Path(fixture);
+        using var model = OnnxModel.Load(path);
+        var digits = Ebp.Datasets.IdxReader.ReadImages(Fixtures.Path("mnist/t10k-images-idx3-ubyte.gz"));
+        var shape = model.InputShape.ToArray();
+        Assert.AreEqual(4, shape.Length);
+        long c = shape[1], h = shape[2], w = shape[3];
+        for (int d = 0; d < 3; d++)
+        {
+            var canvas = new float[c * h * w];
+            int oy = (int)(h - digits.Rows) / 2, ox = (int)(w - digits.Cols) / 2;
+            for (int y = 0; y < digits.Rows; y++)
+                for (int x = 0; x < digits.Cols; x++)
+                {
+                    int cy = y + oy, cx = x + ox;
+                    if (cy < 0 || cx < 0 || cy >= h || cx >= w) continue;
+                    float v = digits.Pixels[(d * digits.Rows + y) * digits.Cols + x] / 255f;
+                    for (int ch = 0; ch < c; ch++) canvas[(ch * h + cy) * w + cx] = v;
+                }
+            var input = torch.tensor(canvas, shape);
+            var expected = Fixtures.RunOrt(path, model.InputName, input);
+            var logits = model.Module.call(input);
+            var actual = model.Head == OnnxHead.Softmax ? logits.softmax(-1) : logits;
+            double err = Fixtures.RelativeError(actual, expected);
+            Assert.IsTrue(err <= 1e-4, $"{fixture}, digit {d}: max rel err {err:E2} against ONNX Runtime");
+        }
+    }
+}
