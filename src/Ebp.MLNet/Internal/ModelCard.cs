@@ -96,18 +96,31 @@ internal static class ModelCard
 /// <summary>Turns a described model source (a model card, an ONNX file) into the plain options it stands for.</summary>
 internal static class ModelSources
 {
+    /// <summary>The one home of the rule "exactly one model source", checked on the caller's options before anything is read.</summary>
+    private static void CheckOneSource(SaliencyEstimator.Options o)
+    {
+        var set = new (string Name, bool IsSet)[]
+        {
+            ("OnnxModelPath", o.OnnxModelPath is not null), ("ModelCardPath", o.ModelCardPath is not null),
+            ("Architecture", o.Architecture is not null), ("ModelSpecJson", o.ModelSpecJson is not null),
+            ("ModelFactory", o.ModelFactory is not null), ("Model", o.Model is not null),
+        }.Where(s => s.IsSet).Select(s => s.Name).ToList();
+        if (set.Count != 1)
+            throw new ArgumentException(
+                "Set exactly one model source: OnnxModelPath (an .onnx file), ModelCardPath (a model card), Architecture (a ModelZoo name), " +
+                $"ModelSpecJson, ModelFactory or Model ({(set.Count == 0 ? "none is set" : string.Join(" and ", set) + " are set")}).", "options");
+    }
+
     /// <summary>
     /// A copy of <paramref name="o"/> with the model card (if any) read into <see cref="SaliencyEstimator.Options.ModelSpecJson"/>,
     /// weights, class names, input size and saliency layer (options the caller set win), and the remaining defaults applied.
     /// </summary>
     public static SaliencyEstimator.Options Expand(SaliencyEstimator.Options o)
     {
+        CheckOneSource(o);
         var copy = o.Clone();
         if (o.ModelCardPath is { } card)
         {
-            if (o.Architecture is not null || o.ModelSpecJson is not null || o.ModelFactory is not null || o.Model is not null)
-                throw new ArgumentException(
-                    "Set exactly one model source: ModelCardPath, Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model (ModelCardPath and another are set).", "options");
             var d = ModelCard.Read(card);
             copy.ModelCardPath = null;
             copy.ModelSpecJson = d.ModelSpecJson;
@@ -119,9 +132,6 @@ internal static class ModelSources
         }
         if (o.OnnxModelPath is { } onnx)
         {
-            if (o.ModelCardPath is not null || o.Architecture is not null || o.ModelSpecJson is not null || o.ModelFactory is not null || o.Model is not null)
-                throw new ArgumentException(
-                    "Set exactly one model source: OnnxModelPath, ModelCardPath, Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model (OnnxModelPath and another are set).", "options");
             if (o.WeightsPath is not null)
                 throw new ArgumentException("WeightsPath cannot be combined with OnnxModelPath: the ONNX file holds the weights.", "options");
             var (d, files, suggested) = OnnxSource.Read(onnx);

@@ -124,11 +124,7 @@ internal sealed record StageConfig
         string input = o.InputColumnName ?? "Image";
         if (input.Length == 0) throw new ArgumentException("InputColumnName must not be empty (null means \"Image\").", p);
 
-        int sources = (o.OnnxFiles is not null ? 1 : 0) + (o.Architecture is not null ? 1 : 0) + (o.ModelSpecJson is not null ? 1 : 0)
-                      + (o.ModelFactory is not null ? 1 : 0) + (o.Model is not null ? 1 : 0);
-        if (sources != 1)
-            throw new ArgumentException(
-                $"Set exactly one model source: OnnxModelPath (an .onnx file), ModelCardPath (a model card), Architecture (a ModelZoo name), ModelSpecJson, ModelFactory or Model ({sources} are set).", p);
+        // ModelSources.Expand has checked that exactly one model source is set and turned a card or an ONNX file into these.
         var source = o.OnnxFiles is not null ? ModelSourceKind.Onnx
             : o.Architecture is not null ? ModelSourceKind.Zoo
             : o.ModelSpecJson is not null ? ModelSourceKind.Spec
