@@ -160,7 +160,7 @@ public sealed class DeletionInsertionTests
         var parameters = model.parameters().Select(p => p.clone()).ToList();
         DeletionInsertion.Measure(model, x, map, 0, Four);
         CollectionAssert.AreEqual(before, model.call(x).data<float>().ToArray(), "the model's outputs");
-        foreach (var (p, q) in model.parameters().Zip(parameters)) Assert.IsTrue(p.equal(q).item<bool>(), "a parameter changed");
+        foreach (var (p, q) in model.parameters().Zip(parameters)) Assert.IsTrue(p.equal(q).all().item<bool>(), "a parameter changed");
         foreach (var q in parameters) q.Dispose();
         CollectionAssert.AreEqual(X, x.data<float>().ToArray(), "the input");
         CollectionAssert.AreEqual(Map, map.data<float>().ToArray(), "the map");
