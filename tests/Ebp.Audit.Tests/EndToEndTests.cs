@@ -94,7 +94,7 @@ public sealed class EndToEndTests
                     }
                     else
                     {
-                        var (px, py) = PointingGame.ArgMax(map, TestSet.Size, TestSet.Size);
+                        var (px, py) = Datasets.PointingGame.ArgMax(map, TestSet.Size, TestSet.Size);
                         int rx = Outputs.Int(row["peak_x"])!.Value, ry = Outputs.Int(row["peak_y"])!.Value;
                         if (rx != px || ry != py) // a near-tie may resolve differently in float noise
                             Assert.AreEqual(map[py * TestSet.Size + px], map[ry * TestSet.Size + rx], 1e-5 * Math.Abs(map[py * TestSet.Size + px]), $"{key} {method} {c}: peak");
@@ -115,7 +115,7 @@ public sealed class EndToEndTests
                     // Flags and pointing from the row's numbers and the XML.
                     var expectedFlags = new List<string>();
                     int? peakX = Outputs.Int(row["peak_x"]), peakY = Outputs.Int(row["peak_y"]);
-                    double tolerance = PointingGame.ScaledTolerance(TestSet.Size);
+                    double tolerance = Datasets.PointingGame.ScaledTolerance(TestSet.Size);
                     if (allBoxes is { Count: > 0 } && peakX is { } qx && !allBoxes.Any(b => Near(b, qx, peakY!.Value, tolerance)))
                         expectedFlags.Add(Flags.PeakOutsideObjects);
                     if (Outputs.Double(row["energy_in_boxes"]) is { } e && e < 0.5) expectedFlags.Add(Flags.LowEnergy);
@@ -129,7 +129,7 @@ public sealed class EndToEndTests
 
                     if (classAnnotated)
                     {
-                        bool hit = peakX is { } hx && PointingGame.IsHit(classMask!, TestSet.Size, TestSet.Size, hx, peakY!.Value, PointingGame.ScaledTolerance(TestSet.Size));
+                        bool hit = peakX is { } hx && Datasets.PointingGame.IsHit(classMask!, TestSet.Size, TestSet.Size, hx, peakY!.Value, Datasets.PointingGame.ScaledTolerance(TestSet.Size));
                         Assert.AreEqual(hit ? "hit" : "miss", Outputs.Str(row["pointing"]), $"{key} {method} {c}: pointing");
                         var (h, t) = pointing[method].GetValueOrDefault(c);
                         pointing[method][c] = (h + (hit ? 1 : 0), t + 1);

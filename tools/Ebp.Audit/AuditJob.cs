@@ -111,6 +111,7 @@ public sealed class AuditJob
         var clock = Stopwatch.StartNew();
         using var model = AuditModel.Load(o);
         timings.ModelLoad = clock.Elapsed.TotalSeconds;
+        var faithfulness = FaithfulnessRows.Create(o, model);
         var job = JobInfo.From(o, model);
 
         Directory.CreateDirectory(layout.StateFolder);
@@ -153,6 +154,7 @@ public sealed class AuditJob
         {
             clock.Restart();
             using var stages = new Stages(model, o);
+            stages.Faithfulness = faithfulness;
             timings.ModelLoad += clock.Elapsed.TotalSeconds;
             using var appender = Journal.OpenAppend(layout.JournalFile);
             runClock.Start();
@@ -221,6 +223,7 @@ public sealed class AuditJob
         public MLContext Ml { get; }
         public SaliencyStage Primary { get; } = null!;
         public Dictionary<AuditMethod, SaliencyStage> ByTarget { get; } = new();
+        public FaithfulnessRows? Faithfulness { get; set; }
 
         public void Dispose()
         {
@@ -266,6 +269,7 @@ public sealed class AuditJob
         public float[]? PrimaryMap { get; set; }
         public List<int> Classes { get; } = new();
         public Dictionary<(AuditMethod, int), float[]> Maps { get; } = new();
+        public Dictionary<(AuditMethod, int), (double Deletion, double Insertion)>? Faithfulness { get; set; }
     }
 
     private List<ImageRecord> Process(List<AuditInput> chunk, Dictionary<string, string> stamps, AuditModel model, Stages stages,
@@ -336,9 +340,14 @@ public sealed class AuditJob
                     it.Maps[(method, c)] = output.Map.ToArray();
                 });
             }
+            // 4. Optional: deletion and insertion areas of every map.
+            if (stages.Faithfulness is { } faithfulness)
+                foreach (var it in items)
+                    it.Faithfulness = faithfulness.Measure(stages.Primary.ModelInput(it.MLImage!), o.Methods.SelectMany(m => it.Classes.Select(c => (m, c))),
+                                                           it.Maps, stages.Primary.MapWidth, stages.Primary.MapHeight);
             timings.Compute += clock.Elapsed.TotalSeconds;
 
-            // 4. Measures and overlays.
+            // 5. Measures and overlays.
             clock.Restart();
             foreach (var it in items) Measure(it, model, stages.Primary.MapWidth, stages.Primary.MapHeight, layout);
             timings.Write += clock.Elapsed.TotalSeconds;
@@ -364,7 +373,7 @@ public sealed class AuditJob
         // w × h is the working frame (the image, or its downscaled decode); tolerance and peaks are reported in file pixels.
         int w = it.Image.Width, h = it.Image.Height;
         double scale = (double)Math.Max(w, h) / Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight);
-        double tolerance = (o.TolerancePx ?? PointingGame.ScaledTolerance(Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight))) * scale;
+        double tolerance = (o.TolerancePx ?? Datasets.PointingGame.ScaledTolerance(Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight))) * scale;
         var order = RankOrder(it.Scores);
         var rank = new int[order.Length];
         for (int r = 0; r < order.Length; r++) rank[order[r]] = r + 1;
@@ -399,6 +408,8 @@ public sealed class AuditJob
                     Hit = m.Hit,
                     PeakInObject = m.PeakInObject,
                     Overlay = overlay,
+                    DeletionAuc = it.Faithfulness?[(method, c)].Deletion,
+                    InsertionAuc = it.Faithfulness?[(method, c)].Insertion,
                 });
             }
         }

@@ -274,6 +274,18 @@ public sealed record AuditOptions
     /// <summary>Write overlay PNGs. Default true.</summary>
     public bool WriteOverlays { get; init; } = true;
 
+    /// <summary>
+    /// Measure the deletion and insertion curves of every row (RISE; <see cref="FaithfulnessRows"/>): off by default, as
+    /// each row then costs 2(k + 1) extra forward passes.
+    /// </summary>
+    public bool Faithfulness { get; init; }
+
+    /// <summary>Steps k of the deletion and insertion curves. Default 16.</summary>
+    public int FaithfulnessSteps { get; init; } = 16;
+
+    /// <summary>The class score along the curves: softmax (RISE, default) or sigmoid (multi-label models).</summary>
+    public FaithfulnessScoreKind FaithfulnessScore { get; init; } = FaithfulnessScoreKind.Softmax;
+
     /// <summary>The shard of this process. Default <see cref="ShardSpec.None"/>.</summary>
     public ShardSpec Shard { get; init; } = ShardSpec.None;
 
@@ -330,6 +342,7 @@ public sealed record AuditOptions
         if (NumClasses is < 1) throw new AuditUsageException($"--num-classes must be positive (got {NumClasses}).");
         if (InputSize is { } s && (s.Width < 1 || s.Height < 1)) throw new AuditUsageException($"--input-size must be positive (got {s.Width}x{s.Height}).");
         if (Threads is < 1) throw new AuditUsageException($"--threads must be positive (got {Threads}).");
+        if (FaithfulnessSteps < 1) throw new AuditUsageException($"--faithfulness-steps must be at least 1 (got {FaithfulnessSteps}); 16 is the default.");
         CheckFolders();
         if (Shard.Count < 1 || Shard.Index < 0 || Shard.Index >= Shard.Count) throw new AuditUsageException($"Invalid shard {Shard}.");
     }

@@ -40,6 +40,11 @@ public sealed class JobInfo
     [JsonPropertyName("tolerance_px")] public double? TolerancePx { get; set; }
     [JsonPropertyName("overlay_alpha")] public float OverlayAlpha { get; set; }
     [JsonPropertyName("overlays")] public bool Overlays { get; set; }
+    /// <summary>Steps of the deletion and insertion curves, or null when the job does not measure them.</summary>
+    [JsonPropertyName("faithfulness_steps")] public int? FaithfulnessSteps { get; set; }
+
+    /// <summary>The score of the curves (softmax, sigmoid), or null when the job does not measure them.</summary>
+    [JsonPropertyName("faithfulness_score")] public string? FaithfulnessScore { get; set; }
     [JsonPropertyName("shard_index")] public int ShardIndex { get; set; }
     [JsonPropertyName("shard_count")] public int ShardCount { get; set; } = 1;
 
@@ -66,6 +71,8 @@ public sealed class JobInfo
         TolerancePx = o.TolerancePx,
         OverlayAlpha = o.OverlayAlpha,
         Overlays = o.WriteOverlays,
+        FaithfulnessSteps = o.Faithfulness ? o.FaithfulnessSteps : null,
+        FaithfulnessScore = o.Faithfulness ? o.FaithfulnessScore.Name() : null,
         ShardIndex = o.Shard.Index,
         ShardCount = o.Shard.Count,
     };

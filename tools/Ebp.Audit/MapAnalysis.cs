@@ -35,10 +35,10 @@ internal static class MapAnalysis
 
     /// <summary>
     /// <list type="bullet">
-    /// <item>peak: the first maximum in row-major order (<see cref="PointingGame.ArgMax"/>); (−1, −1) for an empty map;</item>
+    /// <item>peak: the first maximum in row-major order (<see cref="Datasets.PointingGame.ArgMax"/>); (−1, −1) for an empty map;</item>
     /// <item>empty: the positive mass Σ max(v, 0) is 0 or not finite;</item>
     /// <item>energy: Σ max(v, 0) inside <paramref name="classMask"/> / the positive mass (null without class boxes or for an empty map);</item>
-    /// <item>hit: <see cref="PointingGame.IsHit"/> of the peak on the class mask with <paramref name="tolerance"/> (null without
+    /// <item>hit: <see cref="Datasets.PointingGame.IsHit"/> of the peak on the class mask with <paramref name="tolerance"/> (null without
     /// class boxes; an empty map misses);</item>
     /// <item>peak in object: the peak lies on, or within <paramref name="tolerance"/> of, <paramref name="objectMask"/> (the
     /// union of all boxes; the same test as the pointing game, so a hit is never "outside every object"); null without
@@ -57,10 +57,10 @@ internal static class MapAnalysis
         }
         bool empty = !(mass > 0) || !double.IsFinite(mass);
         int px = -1, py = -1;
-        if (!empty) (px, py) = PointingGame.ArgMax(map, width, height);
+        if (!empty) (px, py) = Datasets.PointingGame.ArgMax(map, width, height);
         double? energy = classMask is not null && !empty ? inside / mass : null;
-        bool? hit = classMask is null ? null : !empty && PointingGame.IsHit(classMask, width, height, px, py, tolerance);
-        bool? inObject = objectMask is null || empty ? null : PointingGame.IsHit(objectMask, width, height, px, py, tolerance);
+        bool? hit = classMask is null ? null : !empty && Datasets.PointingGame.IsHit(classMask, width, height, px, py, tolerance);
+        bool? inObject = objectMask is null || empty ? null : Datasets.PointingGame.IsHit(objectMask, width, height, px, py, tolerance);
         return new MapMeasures(px, py, empty, energy, hit, inObject);
     }
 

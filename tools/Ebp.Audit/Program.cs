@@ -115,6 +115,9 @@ public static class Program
         private readonly Option<bool> _restart = new("--restart") { Description = "Discard earlier results in the output folder instead of resuming." };
         private readonly Option<string> _device = new("--device") { Description = "TorchSharp device.", DefaultValueFactory = _ => "cpu" };
         private readonly Option<int?> _threads = new("--threads") { Description = "Torch intra-op threads (default: the CPUs this process may use: affinity and cgroup CPU quota)." };
+        private readonly Option<bool> _faithfulness = new("--faithfulness") { Description = "Also measure each map's deletion and insertion curves (RISE): columns deletion_auc, insertion_auc and a summary table; 2(k+1) extra forward passes per row." };
+        private readonly Option<int> _faithfulnessSteps = new("--faithfulness-steps") { Description = "Steps k of the deletion and insertion curves.", DefaultValueFactory = _ => 16 };
+        private readonly Option<string> _faithfulnessScore = new("--faithfulness-score") { Description = "softmax (RISE) | sigmoid (multi-label models such as the default one).", DefaultValueFactory = _ => "softmax" };
         private readonly Option<string> _progress = new("--progress") { Description = "auto | bar | lines | none (auto: a live bar on a terminal, plain lines in logs).", DefaultValueFactory = _ => "auto" };
 
         public RootCommand BuildRoot()
@@ -124,7 +127,8 @@ public static class Program
                 "results.csv/.jsonl, summary.json/.md and an HTML gallery. Reruns resume; --shard splits the work; 'merge' combines shards.");
             foreach (var o in new Option[] { _input, _manifest, _annotations, _labelFromFolder, _out, _model, _weights, _numClasses, _classNames,
                                              _inputSize, _mean, _std, _methods, _layer, _gradientLayer, _contrastLayer, _classifierLayer, _batch, _computeBatch, _topK, _minEnergy,
-                                             _tolerance, _alpha, _noOverlays, _shard, _shards, _restart, _device, _threads, _progress })
+                                             _tolerance, _alpha, _noOverlays, _shard, _shards, _restart, _device, _threads, _progress,
+                                             _faithfulness, _faithfulnessSteps, _faithfulnessScore })
                 root.Options.Add(o);
             root.SetAction(parse => RunJob(parse));
 
@@ -197,6 +201,9 @@ public static class Program
             Restart = p.GetValue(_restart),
             Device = p.GetValue(_device)!,
             Threads = p.GetValue(_threads),
+            Faithfulness = p.GetValue(_faithfulness),
+            FaithfulnessSteps = p.GetValue(_faithfulnessSteps),
+            FaithfulnessScore = FaithfulnessScoreKinds.Parse(p.GetValue(_faithfulnessScore)!),
         };
 
         private int RunJob(ParseResult p)

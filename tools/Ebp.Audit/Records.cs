@@ -79,6 +79,12 @@ public sealed class RowRecord
 
     /// <summary>Overlay PNG, relative to the output folder ('/' separators), or null.</summary>
     [JsonPropertyName("overlay")] public string? Overlay { get; set; }
+
+    /// <summary>Area under the deletion curve (<c>--faithfulness</c>; lower is more faithful), or null when not measured.</summary>
+    [JsonPropertyName("deletion_auc")] public double? DeletionAuc { get; set; }
+
+    /// <summary>Area under the insertion curve (<c>--faithfulness</c>; higher is more faithful), or null when not measured.</summary>
+    [JsonPropertyName("insertion_auc")] public double? InsertionAuc { get; set; }
 }
 
 /// <summary>The flags of a row, derived from its numbers.</summary>

@@ -21,7 +21,7 @@ public static class ReportWriter
     public static readonly string[] Columns =
     [
         "image", "method", "class", "class_name", "rank", "score", "predicted", "predicted_name", "label", "label_name",
-        "peak_x", "peak_y", "energy_in_boxes", "pointing", "flags", "overlay",
+        "peak_x", "peak_y", "energy_in_boxes", "pointing", "flags", "overlay", "deletion_auc", "insertion_auc",
     ];
 
     public static ReportCounts Write(OutputLayout layout, JobInfo job, IReadOnlyList<ImageRecord> records, RunInfo run, double minEnergy, Timings timings)
@@ -77,6 +77,8 @@ public static class ReportWriter
             yield return Row.Hit is { } h ? Str(h ? "hit" : "miss") : Null();
             yield return (string.Join(';', Flags), "[" + string.Join(',', Flags.Select(JsonString)) + "]");
             yield return Row.Overlay is { } o ? Str(o) : Null();
+            yield return Row.DeletionAuc is { } d ? Num(FormatRatio(d)) : Null();
+            yield return Row.InsertionAuc is { } ins ? Num(FormatRatio(ins)) : Null();
         }
 
         private static (string, string) Str(string s) => (s, JsonString(s));
@@ -133,6 +135,7 @@ public static class ReportWriter
         private const int WarningExamples = 5;
         private readonly Dictionary<string, int> _flagCounts;
         private readonly List<MethodStats> _methods;
+        private readonly FaithfulnessSummary? _faithfulness;
 
         public Summary(JobInfo job, IReadOnlyList<ImageRecord> records, List<ReportRow> rows, RunInfo run, double minEnergy)
         {
@@ -154,6 +157,7 @@ public static class ReportWriter
             FlaggedRows = rows.Count(r => r.Flags.Count > 0);
             FlaggedImages = rows.Where(r => r.Flags.Count > 0).Select(r => r.Image.Image).Distinct().Count();
             _methods = job.Methods.Select(m => new MethodStats(m, rows.Where(r => r.Row.Method == m).Select(r => r.Row).ToList())).ToList();
+            _faithfulness = FaithfulnessSummary.Of(job, rows.Select(r => r.Row));
         }
 
         public int Processed { get; }
@@ -288,6 +292,8 @@ public static class ReportWriter
                 }
                 w.WriteEndObject();
 
+                _faithfulness?.WriteJson(w, ClassName);
+
                 w.WriteStartArray("skipped");
                 foreach (var (image, reason) in _skipped)
                 {
@@ -410,6 +416,7 @@ public static class ReportWriter
                           string.Join("; ", _methods.Select(m => $"{m.Method} mean {R(m.EnergyMean)}, median {R(m.EnergyMedian)} over {m.EnergyRows} rows")) + ".\n\n");
             }
 
+            _faithfulness?.AppendMarkdown(sb, ClassName);
             sb.Append("## Skipped files\n\n");
             if (_skipped.Count == 0) sb.Append("None.\n\n");
             else

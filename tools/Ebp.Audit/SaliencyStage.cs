@@ -142,5 +142,8 @@ internal sealed class SaliencyStage : IDisposable
 
     public delegate void RowHandler(int index, StageOutput output);
 
+    /// <summary>The model input this stage computes for <paramref name="image"/> (planar <c>[C, H, W]</c>).</summary>
+    public float[] ModelInput(MLImage image) => _transformer.ModelInput(image);
+
     public void Dispose() => _transformer.Dispose();
 }

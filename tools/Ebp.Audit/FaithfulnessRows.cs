@@ -1,0 +1,86 @@
+using Ebp.PointingGame;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Ebp.Audit;
+
+/// <summary>The class score along the deletion and insertion curves of <c>--faithfulness</c>.</summary>
+public enum FaithfulnessScoreKind
+{
+    /// <summary>Softmax probability of the class (RISE).</summary>
+    Softmax,
+
+    /// <summary>Sigmoid of the class's output: the probability of a multi-label model such as the default one.</summary>
+    Sigmoid,
+}
+
+/// <summary>Names of <see cref="FaithfulnessScoreKind"/>.</summary>
+public static class FaithfulnessScoreKinds
+{
+    /// <summary>The command-line and report name: <c>softmax</c>, <c>sigmoid</c>.</summary>
+    public static string Name(this FaithfulnessScoreKind kind) => kind switch
+    {
+        FaithfulnessScoreKind.Softmax => "softmax",
+        FaithfulnessScoreKind.Sigmoid => "sigmoid",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+
+    /// <exception cref="AuditUsageException">Neither softmax nor sigmoid.</exception>
+    public static FaithfulnessScoreKind Parse(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "softmax" => FaithfulnessScoreKind.Softmax,
+        "sigmoid" => FaithfulnessScoreKind.Sigmoid,
+        _ => throw new AuditUsageException($"--faithfulness-score must be softmax (RISE; single-label models) or sigmoid (multi-label models), got '{text}'."),
+    };
+}
+
+/// <summary>
+/// The deletion and insertion areas (<see cref="DeletionInsertion"/>, RISE's baselines: zeros of the model input for
+/// deletion, the blurred input for insertion) of the rows of one image, measured on the input the saliency stage fed
+/// the model, so that they judge the maps the stage computed.
+/// </summary>
+internal sealed class FaithfulnessRows
+{
+    private readonly AuditModel _model;
+    private readonly DeletionInsertionOptions _options;
+
+    private FaithfulnessRows(AuditModel model, DeletionInsertionOptions options)
+    {
+        _model = model;
+        _options = options;
+    }
+
+    /// <summary>The step of <paramref name="o"/>, or null when <see cref="AuditOptions.Faithfulness"/> is off.</summary>
+    /// <exception cref="AuditUsageException">More steps than the model input has pixels.</exception>
+    public static FaithfulnessRows? Create(AuditOptions o, AuditModel model)
+    {
+        if (!o.Faithfulness) return null;
+        long pixels = (long)model.Width * model.Height;
+        if (o.FaithfulnessSteps > pixels)
+            throw new AuditUsageException($"--faithfulness-steps {o.FaithfulnessSteps} exceeds the {pixels} pixels of the model's {model.Width}×{model.Height} input; give at most {pixels} (16 is the default).");
+        return new FaithfulnessRows(model, new DeletionInsertionOptions
+        {
+            Steps = o.FaithfulnessSteps,
+            Score = o.FaithfulnessScore == FaithfulnessScoreKind.Sigmoid ? FaithfulnessScore.Sigmoid : FaithfulnessScore.Softmax,
+        });
+    }
+
+    /// <summary>
+    /// (deletion AUC, insertion AUC) of each (method, class) in <paramref name="rows"/>, whose map (stage map size
+    /// <paramref name="mapWidth"/> × <paramref name="mapHeight"/>) is in <paramref name="maps"/>.
+    /// </summary>
+    /// <param name="input">The model input of the image (<c>SaliencyInputs.ModelInput</c>), planar <c>[C, H, W]</c>.</param>
+    public Dictionary<(AuditMethod, int), (double Deletion, double Insertion)> Measure(
+        float[] input, IEnumerable<(AuditMethod Method, int Class)> rows, IReadOnlyDictionary<(AuditMethod, int), float[]> maps, int mapWidth, int mapHeight)
+    {
+        var device = _model.Module.parameters().FirstOrDefault()?.device ?? torch.CPU;
+        using var x = torch.tensor(input, new long[] { 1, _model.Channels, _model.Height, _model.Width }, device: device);
+        var result = new Dictionary<(AuditMethod, int), (double, double)>();
+        foreach (var key in rows)
+        {
+            var r = DeletionInsertion.Measure(_model.Module, x, maps[key], mapWidth, mapHeight, key.Class, _options);
+            result[key] = (r.Deletion.Auc, r.Insertion.Auc);
+        }
+        return result;
+    }
+}
