@@ -9,7 +9,7 @@ namespace Ebp.Demo.Tests;
 public sealed class FaithfulnessTests
 {
     private const int Scenes = 40;
-    private const ulong RandomMapSeed = 15;
+    private const int RandomMapSeed = 15;
 
     [TestMethod]
     public void CebpMaps_DeleteTheEvidenceFasterThanRandomMaps()
@@ -21,7 +21,7 @@ public sealed class FaithfulnessTests
         var cebp = PointingMethod.ContrastiveEbp(s.SaliencyLayer, s.ContrastLayer, s.ClassifierLayer);
         var ebp = PointingMethod.Ebp(s.SaliencyLayer);
         var scenes = CommittedModel.Scenes(Scenes);
-        var rng = new Random((int)RandomMapSeed);
+        var rng = new Random(RandomMapSeed);
         var sums = new Dictionary<string, (double Deletion, double Insertion, int N)>();
         void Add(string name, DeletionInsertionResult r)
         {

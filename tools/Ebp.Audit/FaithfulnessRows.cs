@@ -41,6 +41,12 @@ public static class FaithfulnessScoreKinds
 /// </summary>
 internal sealed class FaithfulnessRows
 {
+    /// <summary>What deleted pixels show: RISE's zeros.</summary>
+    public const PerturbationBaseline DeletionBaseline = PerturbationBaseline.Zero;
+
+    /// <summary>What pixels show before they are inserted: RISE's blurred image.</summary>
+    public const PerturbationBaseline InsertionBaseline = PerturbationBaseline.Blur;
+
     private readonly AuditModel _model;
     private readonly DeletionInsertionOptions _options;
 
@@ -61,6 +67,8 @@ internal sealed class FaithfulnessRows
         return new FaithfulnessRows(model, new DeletionInsertionOptions
         {
             Steps = o.FaithfulnessSteps,
+            DeletionBaseline = DeletionBaseline,
+            InsertionBaseline = InsertionBaseline,
             Score = o.FaithfulnessScore == FaithfulnessScoreKind.Sigmoid ? FaithfulnessScore.Sigmoid : FaithfulnessScore.Softmax,
         });
     }

@@ -56,8 +56,8 @@ internal sealed class FaithfulnessSummary
         w.WriteStartObject("faithfulness");
         w.WriteNumber("steps", _job.FaithfulnessSteps!.Value);
         w.WriteString("score", _job.FaithfulnessScore);
-        w.WriteString("deletion_baseline", "zero");
-        w.WriteString("insertion_baseline", "blur");
+        w.WriteString("deletion_baseline", FaithfulnessRows.DeletionBaseline.ToString().ToLowerInvariant());
+        w.WriteString("insertion_baseline", FaithfulnessRows.InsertionBaseline.ToString().ToLowerInvariant());
         w.WriteStartObject("methods");
         foreach (var (method, all, perClass) in _methods)
         {
