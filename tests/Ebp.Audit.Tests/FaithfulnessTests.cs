@@ -105,7 +105,7 @@ public sealed class FaithfulnessTests
         var ml = new MLContext(seed: 0);
         using var stage = SaliencyStage.Create(ml, model, AuditMethod.Ebp, byTarget: false, batchSize: 1, device: "cpu");
         var path = Path.Combine(TestSet.Images, "scene_00.png");
-        var decoded = ImageFile.TryDecode(path, out var error, AuditJob.WorkingSide(model)) ?? throw new AssertFailedException(error);
+        var decoded = ImageFile.TryDecode(path, out var error, AuditJob.WorkingSide(model)) ?? throw new AssertFailedException(error ?? "decode failed");
         using var image = decoded.ToMLImage();
         float[] scores = [];
         stage.Run([new StageRow { Image = image }], (_, output) => scores = output.Scores.ToArray());
