@@ -171,10 +171,10 @@ public sealed class SaliencyExplainer
             {
                 output = Model.call(x);
             }
-            catch (Exception ex) when (ex is not UnsupportedLayerException and not EbpRuleException)
+            catch (Exception ex) when (ex is not UnsupportedLayerException and not EbpRuleException and not CustomAutogradFunctionException)
             {
-                throw new ArgumentException(
-                    $"The input of shape [{string.Join(", ", input.shape)}] does not fit the model: {WithoutNativeBacktrace(ex.Message)}", nameof(input), ex);
+                var (layer, module) = rules.RunningModule ?? ("", Model);
+                throw new ModelForwardException(input.shape, layer, module.GetType().Name, ex);
             }
         }
 
