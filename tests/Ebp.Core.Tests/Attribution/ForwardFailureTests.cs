@@ -115,3 +115,46 @@ public sealed class ForwardFailureTests
         Assert.Throws<ArgumentException>(() => session.Explain(input, SaliencyTarget.Class(0)));
     }
 }
+
+/// <summary>
+/// Issue 14, item 11's example: a Conv2d with Padding.Same in a non-zero padding mode runs in TorchSharp, so its
+/// Excitation rule must run too: with non-negative weights and no bias, Z = conv(x; W⁺) is the module's own output.
+/// </summary>
+[TestClass]
+public sealed class SymbolicPaddingTests
+{
+    [TestMethod]
+    [DataRow(PaddingModes.Circular, 3L, 1L)]
+    [DataRow(PaddingModes.Circular, 4L, 1L)]
+    [DataRow(PaddingModes.Reflect, 3L, 2L)]
+    [DataRow(PaddingModes.Replicate, 2L, 1L)]
+    public void SamePadding_ZIsTheModulesOwnOutput(PaddingModes mode, long kernel, long dilation)
+    {
+        foreach (var padding in new[] { Padding.Same, Padding.Valid })
+        {
+            using var conv = nn.Conv2d(3, 4, kernel, padding, dilation: dilation, padding_mode: mode, bias: false);
+            using (torch.no_grad()) conv.weight!.copy_(torch.rand(conv.weight!.shape, generator: new Generator(130)));
+            using var x = TestModels.Image(131, 2, 3, 9, 7);
+            using var expected = conv.call(x);
+            var owned = new List<Tensor>();
+            var rule = (ExcitationRule)Ebp.Composites.ExcitationComposite.CreateExcitationRule(conv, owned, backwardPasses: 1);
+            using var z = rule.PositiveForward(x);
+            Assert.IsTrue(expected.allclose(z, rtol: 1e-5, atol: 1e-6), $"{padding} {mode} k{kernel} d{dilation}");
+            foreach (var t in owned) t.Dispose();
+        }
+    }
+
+    [TestMethod]
+    public void CircularSameConv_IsExplained_AsTheSameConvWithExplicitPadding()
+    {
+        using var same = TestModels.Reinitialise(nn.Sequential(("conv", nn.Conv2d(3, 4, 3, Padding.Same, padding_mode: PaddingModes.Circular)),
+            ("relu", nn.ReLU()), ("flat", nn.Flatten()), ("fc", nn.Linear(64, 2))), 132);
+        using var explicitPadding = TestModels.Reinitialise(nn.Sequential(("conv", nn.Conv2d(3, 4, 3, padding: 1, padding_mode: PaddingModes.Circular)),
+            ("relu", nn.ReLU()), ("flat", nn.Flatten()), ("fc", nn.Linear(64, 2))), 132);
+        using var x = TestModels.Image(133, 1, 3, 4, 4);
+        using var a = new SaliencyExplainer(same).Explain(x, SaliencyTarget.Class(1));
+        using var b = new SaliencyExplainer(explicitPadding).Explain(x, SaliencyTarget.Class(1));
+        Assert.IsTrue(TestModels.Same(a.Map, b.Map));
+        Assert.IsTrue(a.Map.gt(0).any().item<bool>());
+    }
+}
