@@ -78,6 +78,7 @@ public sealed class CustomAutogradFunctionException : NotSupportedException
 
     /// <summary>The module name (as in the model's state_dict) whose forward runs the function; "" for the model itself.</summary>
     public string LayerName { get; }
+    /// <summary>The module's type name.</summary>
     public string LayerType { get; }
     /// <summary>The function's type name.</summary>
     public string FunctionType { get; }
@@ -101,5 +102,6 @@ public sealed class ModelForwardException : ArgumentException
 
     /// <summary>The innermost module (as in the model's state_dict) that was running; "" for the model's own forward.</summary>
     public string LayerName { get; }
+    /// <summary>The module's type name.</summary>
     public string LayerType { get; }
 }

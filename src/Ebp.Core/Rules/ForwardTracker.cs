@@ -24,7 +24,8 @@ internal sealed class ForwardTracker
     private static readonly ConcurrentDictionary<Type, string?> FunctionNames = new();
 
     private readonly List<Frame> _running = new();
-    private readonly HashSet<object> _seen = new(ReferenceEqualityComparer.Instance);
+    /// <summary>Every node alive at the last look: TorchSharp appends new nodes, so the unknown ones form the list's tail.</summary>
+    private readonly HashSet<object> _known = new(ReferenceEqualityComparer.Instance);
 
     internal sealed class Frame(string name, nn.Module module)
     {
@@ -46,8 +47,10 @@ internal sealed class ForwardTracker
     public void Begin()
     {
         _running.Clear();
-        _seen.Clear();
-        NewCustomFunction();
+        _known.Clear();
+        if (AliveNodes is null) return;
+        lock (AliveNodes)
+            foreach (var node in AliveNodes) _known.Add(node!);
     }
 
     public void Enter(string name, nn.Module module)
@@ -69,18 +72,23 @@ internal sealed class ForwardTracker
         Attribute();
         if (Current is not { } frame || !ReferenceEquals(frame.Module, module)) return null;
         _running.RemoveAt(_running.Count - 1);
+        if (_running.Count == 0) _known.Clear(); // the pass is over: hold no nodes until the next one
         return frame;
     }
 
+    /// <summary>The user's function among the nodes made since the last look, if any; costs one step per new node.</summary>
     private string? NewCustomFunction()
     {
         if (AliveNodes is null) return null;
         string? found = null;
         lock (AliveNodes)
         {
-            foreach (var node in AliveNodes)
-                if (node is not null && FunctionNames.GetOrAdd(node.GetType(), UserFunctionName) is { } name && _seen.Add(node))
-                    found ??= name;
+            for (int i = AliveNodes.Count - 1; i >= 0; i--)
+            {
+                var node = AliveNodes[i];
+                if (node is null || !_known.Add(node)) break;
+                found = FunctionNames.GetOrAdd(node.GetType(), UserFunctionName) ?? found;
+            }
         }
         return found;
     }

@@ -54,7 +54,7 @@ internal sealed class RuleScope : IDisposable
             Modules = ModelInspection.NamedModules(model);
             _state = new ModelStateGuard(model, Modules);
             foreach (var (name, module) in Modules) InstallHook(name, module);
-            // Registered after the rules' hooks, so that these run around them: a module is entered before and left after.
+            // TorchSharp runs these untyped hooks around the typed ones above: a module is entered before its rule's hook and left after it.
             _rootUnsupported = config.UseRules && !config.PlainGradientForUnsupportedLayers
                                && config.Composite.RuleFor("", model).Kind == LayerKind.Unsupported;
             foreach (var (name, module) in Modules.Prepend(("", model))) InstallTracking(name, module);
@@ -223,7 +223,7 @@ internal sealed class RuleScope : IDisposable
         if (name == _config.SaliencyLayer) return Cut(call, output);
         var result = output;
         bool onPath = a.requires_grad || b.requires_grad;
-        if (onPath && kind == LayerKind.Unsupported) throw new UnsupportedLayerException(name, module.GetType().Name);
+        if (kind == LayerKind.Unsupported && (onPath || output.requires_grad)) throw new UnsupportedLayerException(name, module.GetType().Name);
         if (onPath && kind == LayerKind.ProportionalSum)
             result = ProportionalSumRule.Attach(this, name, a, b, output);
         return Tap(name, call, result);
