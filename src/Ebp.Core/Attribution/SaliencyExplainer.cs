@@ -56,6 +56,8 @@ public sealed class SaliencyExplainer
     /// <exception cref="ArgumentOutOfRangeException">A target class outside the model's classes.</exception>
     /// <exception cref="UnsupportedLayerException">A layer without a rule lies in the path.</exception>
     /// <exception cref="EbpRuleException">A rule failed in the backward pass.</exception>
+    /// <exception cref="ModelForwardException">The model failed in its forward pass; names the layer.</exception>
+    /// <exception cref="CustomAutogradFunctionException">A layer in the path runs an autograd function of your own (see docs/EXTENDING.md).</exception>
     public SaliencyResult Explain(Tensor input, SaliencyTarget target, SaliencyOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(target);

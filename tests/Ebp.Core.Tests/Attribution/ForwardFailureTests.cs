@@ -50,6 +50,13 @@ public sealed class ForwardFailureTests
         using var x = TestModels.Image(121, 1, 3, 1, 1); // MaxPool2d(2) at "2" cannot pool a 1×1 map
         var ex = AssertForwardFailure(model, x, "2", "MaxPool2d");
         StringAssert.Contains(ex.InnerException!.Message, "frame #", "libtorch's full text stays in the inner exception");
+
+        // In a session the failed call leaves nothing behind: the next call names its own layer, or succeeds.
+        using var session = new SaliencyExplainer(model).OpenSession();
+        Assert.AreEqual("2", Assert.Throws<ModelForwardException>(() => session.Explain(x, SaliencyTarget.Class(0))).LayerName);
+        using var good = TestModels.Image(121, 1, 3, 16, 16);
+        using var ok = session.Explain(good, SaliencyTarget.Class(0));
+        Assert.IsTrue(ok.Map.isfinite().all().item<bool>());
     }
 
     [TestMethod]
