@@ -12,7 +12,9 @@ namespace Ebp.Rules;
 /// such a function's backward throws, and offers no <c>grad_fn</c>; what it does keep is a list of every live
 /// managed autograd node (<c>torch.autograd.Node.AliveNodes</c>, one <c>Node&lt;TFunction&gt;</c> per application).
 /// A node that appears while a module is the innermost running one was made by that module's own code.
-/// Should a later TorchSharp drop that list, the check finds nothing and the layer names still work.
+/// Should a later TorchSharp drop that list, the check finds nothing and the layer names still work. The list is
+/// shared by all threads: a user's function run by another thread at the same moment is credited here too (a
+/// false alarm, which the opt-in silences).
 /// </summary>
 internal sealed class ForwardTracker
 {
@@ -36,9 +38,6 @@ internal sealed class ForwardTracker
         /// <summary>Whether the module's output depends on the saliency point; null where the hook cannot see its output.</summary>
         public bool? InPath { get; set; }
     }
-
-    /// <summary>True when the user's autograd functions can be told apart (see the class remarks).</summary>
-    public static bool CanSeeCustomFunctions => AliveNodes is not null;
 
     /// <summary>The innermost module still running, e.g. the one whose forward just threw.</summary>
     public Frame? Current => _running.Count > 0 ? _running[^1] : null;
@@ -70,8 +69,11 @@ internal sealed class ForwardTracker
     public Frame? Leave(nn.Module module)
     {
         Attribute();
-        if (Current is not { } frame || !ReferenceEquals(frame.Module, module)) return null;
-        _running.RemoveAt(_running.Count - 1);
+        // Frames above it belong to calls that threw inside this module's forward, which caught the exception itself.
+        int at = _running.FindLastIndex(f => ReferenceEquals(f.Module, module));
+        if (at < 0) return null;
+        var frame = _running[at];
+        _running.RemoveRange(at, _running.Count - at);
         if (_running.Count == 0) _known.Clear(); // the pass is over: hold no nodes until the next one
         return frame;
     }

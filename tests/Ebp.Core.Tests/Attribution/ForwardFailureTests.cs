@@ -165,3 +165,39 @@ public sealed class SymbolicPaddingTests
         Assert.IsTrue(a.Map.gt(0).any().item<bool>());
     }
 }
+
+/// <summary>A block that calls a failing child and recovers from it itself.</summary>
+internal sealed class RecoveringBlock : nn.Module<Tensor, Tensor>
+{
+    public readonly FailingLayer bad = new();
+    public readonly TorchSharp.Modules.ReLU relu = nn.ReLU();
+    public RecoveringBlock() : base(nameof(RecoveringBlock)) => RegisterComponents();
+    public override Tensor forward(Tensor x)
+    {
+        try { return bad.call(x); }
+        catch (NotImplementedException) { return relu.call(x); }
+    }
+}
+
+/// <summary>Runs <see cref="RecoveringBlock"/>, then fails in its own code: a reshape that does not fit.</summary>
+internal sealed class RecoverThenFail : nn.Module<Tensor, Tensor>
+{
+    public readonly RecoveringBlock block = new();
+    public RecoverThenFail() : base(nameof(RecoverThenFail)) => RegisterComponents();
+    public override Tensor forward(Tensor x) => block.call(x).reshape(-1, 7);
+}
+
+[TestClass]
+public sealed class RecoveredFailureTests
+{
+    [TestMethod]
+    public void AFailureTheModelCatchesItself_DoesNotConfuseTheLayerOfALaterFailure()
+    {
+        using var model = new RecoverThenFail();
+        using var x = TestModels.Image(134, 1, 3, 2, 2); // the block recovers from its child; then 12 values do not reshape to [-1, 7]
+        var ex = Assert.Throws<ModelForwardException>(() => new SaliencyExplainer(model).Explain(x, SaliencyTarget.Class(0)));
+        Assert.AreEqual("", ex.LayerName, ex.Message);
+        Assert.AreEqual(nameof(RecoverThenFail), ex.LayerType);
+        Assert.AreEqual(0, TestModels.HookCount(model));
+    }
+}
