@@ -4,19 +4,20 @@ using Ebp.Weights;
 namespace Ebp.Core.Tests;
 
 /// <summary>
-/// The test assembly doubles as the child process of the hostile-weight-file test:
+/// The test assembly doubles as the child process of the hostile-weight-file and custom-backward tests:
 /// <c>dotnet Ebp.Core.Tests.dll load-weights SPEC.json FILE...</c> builds the model, loads each file into it and
 /// prints, per file, a tab-separated line: name, exception type (or "loaded"), the process's resident memory before
 /// the load and its peak during it (KiB, from /proc/self/status, with the peak reset through /proc/self/clear_refs),
-/// and the first line of the message.
+/// and the first line of the message. <c>custom-backward …</c>: see <see cref="Attribution.CustomBackwardChild"/>.
 /// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args is ["custom-backward", _, _, _]) return Attribution.CustomBackwardChild.Run(args[1..]);
         if (args.Length < 2 || args[0] != "load-weights")
         {
-            Console.Error.WriteLine("usage: Ebp.Core.Tests load-weights SPEC.json FILE...");
+            Console.Error.WriteLine("usage: Ebp.Core.Tests load-weights SPEC.json FILE... | custom-backward METHOD OPT-IN THROW");
             return 2;
         }
         using var model = ModelSpec.Build(File.ReadAllText(args[1]));

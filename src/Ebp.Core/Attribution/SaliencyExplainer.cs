@@ -56,6 +56,8 @@ public sealed class SaliencyExplainer
     /// <exception cref="ArgumentOutOfRangeException">A target class outside the model's classes.</exception>
     /// <exception cref="UnsupportedLayerException">A layer without a rule lies in the path.</exception>
     /// <exception cref="EbpRuleException">A rule failed in the backward pass.</exception>
+    /// <exception cref="ModelForwardException">The model failed in its forward pass; names the layer.</exception>
+    /// <exception cref="CustomAutogradFunctionException">A layer in the path runs an autograd function of your own (see docs/EXTENDING.md).</exception>
     public SaliencyResult Explain(Tensor input, SaliencyTarget target, SaliencyOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(target);
@@ -171,10 +173,10 @@ public sealed class SaliencyExplainer
             {
                 output = Model.call(x);
             }
-            catch (Exception ex) when (ex is not UnsupportedLayerException and not EbpRuleException)
+            catch (Exception ex) when (ex is not UnsupportedLayerException and not EbpRuleException and not CustomAutogradFunctionException)
             {
-                throw new ArgumentException(
-                    $"The input of shape [{string.Join(", ", input.shape)}] does not fit the model: {WithoutNativeBacktrace(ex.Message)}", nameof(input), ex);
+                var (layer, module) = rules.RunningModule ?? ("", Model);
+                throw new ModelForwardException(input.shape, layer, module.GetType().Name, ex);
             }
         }
 

@@ -106,6 +106,9 @@ public abstract class SaliencyTarget
 
         internal override Tensor Build(Tensor output)
         {
+            if (_seed.IsInvalid)
+                throw new ObjectDisposedException("seed",
+                    "The tensor given to SaliencyTarget.Seed has been disposed; keep it alive until the call returns.");
             if (!_seed.shape.SequenceEqual(output.shape))
                 throw new ArgumentException(
                     $"The seed has shape [{string.Join(", ", _seed.shape)}] but the model output has [{string.Join(", ", output.shape)}]; they must match.");

@@ -79,11 +79,7 @@ internal static class ExcitationComposite
         var dims = conv.kernel_size.Length;
         if (conv.padding_mode != PaddingModes.Zeros)
         {
-            var padding = conv.padding ?? throw new NotSupportedException(
-                $"Conv with padding_mode {conv.padding_mode} and symbolic padding is not supported.");
-            var pad = new long[2 * padding.Length];
-            for (int i = 0; i < padding.Length; i++) pad[2 * i] = pad[2 * i + 1] = padding[padding.Length - 1 - i];
-            using var padded = nn.functional.pad(x, pad, conv.padding_mode);
+            using var padded = nn.functional.pad(x, SidePadding(conv), conv.padding_mode);
             return ConvCore(dims, padded, weight, stride, new long[dims], dilation, conv.groups);
         }
         if (conv.padding_type is { } type)
@@ -94,6 +90,32 @@ internal static class ExcitationComposite
                 _ => nn.functional.conv3d_padding(x, weight, null, stride, type, dilation, conv.groups),
             };
         return ConvCore(dims, x, weight, stride, conv.padding ?? new long[dims], dilation, conv.groups);
+    }
+
+    /// <summary>
+    /// The conv's padding per side, last dimension first (as <c>pad</c> takes it). Padding.Same pads d·(k − 1) in all,
+    /// the smaller half before, as PyTorch does; Valid pads nothing.
+    /// </summary>
+    private static long[] SidePadding(Convolution conv)
+    {
+        var kernel = conv.kernel_size;
+        var pad = new long[2 * kernel.Length];
+        for (int i = 0; i < kernel.Length; i++)
+        {
+            long before, after;
+            if (conv.padding is { } p) before = after = p[p.Length == 1 ? 0 : i];
+            else if (conv.padding_type == Padding.Valid) before = after = 0;
+            else
+            {
+                long total = conv.dilation[i] * (kernel[i] - 1);
+                before = total / 2;
+                after = total - before;
+            }
+            int j = kernel.Length - 1 - i;
+            pad[2 * j] = before;
+            pad[2 * j + 1] = after;
+        }
+        return pad;
     }
 
     private static Tensor ConvCore(int dims, Tensor x, Tensor w, long[] stride, long[] padding, long[] dilation, long groups) => dims switch

@@ -1,4 +1,3 @@
-using System.Reflection;
 using Ebp.Composites;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -43,6 +42,8 @@ internal sealed class RuleScope : IDisposable
     private readonly List<Tensor> _ownedWeights = new();
     private ModelStateGuard? _state;
     private CallTrace _trace = new(inputIsSaliency: false);
+    private readonly ForwardTracker _tracker = new();
+    private readonly bool _rootUnsupported;
     private bool _disposed;
 
     public RuleScope(nn.Module model, ScopeConfig config)
@@ -53,6 +54,10 @@ internal sealed class RuleScope : IDisposable
             Modules = ModelInspection.NamedModules(model);
             _state = new ModelStateGuard(model, Modules);
             foreach (var (name, module) in Modules) InstallHook(name, module);
+            // TorchSharp runs these untyped hooks around the typed ones above: a module is entered before its rule's hook and left after it.
+            _rootUnsupported = config.UseRules && !config.PlainGradientForUnsupportedLayers
+                               && config.Composite.RuleFor("", model).Kind == LayerKind.Unsupported;
+            foreach (var (name, module) in Modules.Prepend(("", model))) InstallTracking(name, module);
         }
         catch
         {
@@ -90,7 +95,11 @@ internal sealed class RuleScope : IDisposable
     {
         _trace.Dispose();
         _trace = new CallTrace(inputIsSaliency);
+        _tracker.Begin();
     }
+
+    /// <summary>The innermost module still running in the forward pass (the one that failed, after a failure), or null.</summary>
+    public (string Name, nn.Module Module)? RunningModule => _tracker.Current is { } f ? (f.Name, f.Module) : null;
 
     /// <summary>True once the forward pass has passed the saliency layer (rules apply from there on).</summary>
     public bool SaliencyReached => _trace.SaliencyReached;
@@ -124,7 +133,7 @@ internal sealed class RuleScope : IDisposable
             }
             case nn.Module<Tensor, Tensor, Tensor> pair:
             {
-                var remover = pair.register_forward_hook((m, a, b, output) => OnForward2(name, kind, a, b, output));
+                var remover = pair.register_forward_hook((m, a, b, output) => OnForward2(name, m, kind, a, b, output));
                 _removeHooks.Add(remover.remove);
                 break;
             }
@@ -140,49 +149,82 @@ internal sealed class RuleScope : IDisposable
     /// <summary>Modules with other forward signatures: we cannot see their inputs, only that they ran.</summary>
     private void InstallUnsupportedGuard(string name, nn.Module module)
     {
-        var register = module.GetType().GetMethods(BindingFlags.Public | BindingFlags.Instance)
-            .FirstOrDefault(m => m.Name == "register_forward_hook"
-                                 && m.GetParameters() is { Length: 1 } ps
-                                 && ps[0].ParameterType == typeof(Action<nn.Module>));
-        if (register is null) return;
-        Action<nn.Module> guard = _ =>
+        var remove = ModuleHooks.Add(module, "register_forward_hook", _ =>
         {
             if (SaliencyReached) throw new UnsupportedLayerException(name, module.GetType().Name);
-        };
-        var remover = register.Invoke(module, new object[] { guard });
-        var remove = remover?.GetType().GetMethod("remove");
-        if (remover is not null && remove is not null) _removeHooks.Add(() => remove.Invoke(remover, null));
+        });
+        if (remove is not null) _removeHooks.Add(remove);
+    }
+
+    /// <summary>
+    /// Hooks that keep the stack of running modules (to name a failing layer) and refuse a user's own autograd
+    /// function in the path, whose throwing backward TorchSharp cannot survive (see <see cref="ForwardTracker"/>).
+    /// </summary>
+    private void InstallTracking(string name, nn.Module module)
+    {
+        if (ModuleHooks.Add(module, "register_forward_pre_hook", _ => _tracker.Enter(name, module)) is { } removeEnter)
+            _removeHooks.Add(removeEnter);
+        if (ModuleHooks.Add(module, "register_forward_hook", _ => OnLeave(name, module)) is { } removeLeave)
+            _removeHooks.Add(removeLeave);
+    }
+
+    private void OnLeave(string name, nn.Module module)
+    {
+        var frame = _tracker.Leave(module);
+        bool isRoot = name.Length == 0;
+        if (isRoot && _rootUnsupported && SaliencyReached) throw UnsupportedLayerException.ForModel(module.GetType().Name);
+        if (frame?.CustomFunction is { } function && (frame.InPath ?? SaliencyReached) && !AllowsPlainGradient(name))
+            throw new CustomAutogradFunctionException(name, module.GetType().Name, function);
+    }
+
+    /// <summary>Notes for the tracker whether the module's output lies on the path back to the saliency point.</summary>
+    private void MarkPath(bool inPath)
+    {
+        _tracker.Attribute();
+        if (_tracker.Current is { } frame) frame.InPath = inPath;
     }
 
     private Tensor OnForward(string name, nn.Module module, LayerKind kind, Tensor input, Tensor output)
     {
         int call = ++_trace.CallCounter;
+        MarkPath(name != _config.SaliencyLayer && output.requires_grad);
         if (name == _config.SaliencyLayer) return Cut(call, output);
 
         var result = output;
+        // A module with parameters of its own that holds the saliency layer: its input is not on the path, its output is.
+        if (kind == LayerKind.Unsupported && (input.requires_grad || output.requires_grad))
+            throw new UnsupportedLayerException(name, module.GetType().Name);
         if (input.requires_grad)
         {
-            switch (kind)
+            try
             {
-                case LayerKind.Excitation:
-                    result = RuleFor(name, module).Attach(this, name, input, output, isClassifier: name == _config.ClassifierLayer);
-                    break;
-                case LayerKind.PassThrough:
-                    result = PassThroughRule.Attach(this, name, input, output);
-                    break;
-                case LayerKind.Unsupported:
-                    throw new UnsupportedLayerException(name, module.GetType().Name);
+                switch (kind)
+                {
+                    case LayerKind.Excitation:
+                        result = RuleFor(name, module).Attach(this, name, input, output, isClassifier: name == _config.ClassifierLayer);
+                        break;
+                    case LayerKind.PassThrough:
+                        result = PassThroughRule.Attach(this, name, input, output);
+                        break;
+                }
+            }
+            catch (Exception ex) when (ex is not EbpRuleException)
+            {
+                throw new EbpRuleException(name, module.GetType().Name, ex);
             }
         }
         return Tap(name, call, result);
     }
 
-    private Tensor OnForward2(string name, LayerKind kind, Tensor a, Tensor b, Tensor output)
+    private Tensor OnForward2(string name, nn.Module module, LayerKind kind, Tensor a, Tensor b, Tensor output)
     {
         int call = ++_trace.CallCounter;
+        MarkPath(name != _config.SaliencyLayer && output.requires_grad);
         if (name == _config.SaliencyLayer) return Cut(call, output);
         var result = output;
-        if ((a.requires_grad || b.requires_grad) && kind == LayerKind.ProportionalSum)
+        bool onPath = a.requires_grad || b.requires_grad;
+        if (kind == LayerKind.Unsupported && (onPath || output.requires_grad)) throw new UnsupportedLayerException(name, module.GetType().Name);
+        if (onPath && kind == LayerKind.ProportionalSum)
             result = ProportionalSumRule.Attach(this, name, a, b, output);
         return Tap(name, call, result);
     }

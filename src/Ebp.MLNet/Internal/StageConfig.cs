@@ -317,7 +317,7 @@ internal sealed record StageConfig
             {
                 result = new SaliencyExplainer(model).Explain(x, SaliencyTarget.Class(0), ToSaliencyOptions());
             }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException or UnsupportedLayerException or EbpRuleException)
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or UnsupportedLayerException or EbpRuleException or CustomAutogradFunctionException)
             {
                 throw new ArgumentOutOfRangeException(
                     $"The saliency configuration does not work with this model on {ImageWidth}×{ImageHeight} images: {e.Message}", e) ;

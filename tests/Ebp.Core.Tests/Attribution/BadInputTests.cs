@@ -7,7 +7,7 @@ namespace Ebp.Core.Tests.Attribution;
 [TestClass]
 public sealed class BadInputTests
 {
-    private static void AssertUntouched(nn.Module<Tensor, Tensor> model, Tensor x, Tensor before)
+    internal static void AssertUntouched(nn.Module<Tensor, Tensor> model, Tensor x, Tensor before)
     {
         Assert.AreEqual(0, TestModels.HookCount(model), "hooks removed");
         Assert.IsFalse(model.training, "mode restored (eval before the call)");

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Ebp.Models;
 using Ebp.Weights;
 using TorchSharp;
@@ -74,7 +73,7 @@ public sealed class HostileWeightFileTests
     {
         string spec = Path.Combine(_folder, "model.json");
         File.WriteAllText(spec, HostileWeightFiles.ModelSpecJson);
-        var lines = RunChild(new[] { "load-weights", spec }.Concat(_cases.Select(c => Path.Combine(_folder, c.Name))));
+        var lines = ChildProcess.RunOk(new[] { "load-weights", spec }.Concat(_cases.Select(c => Path.Combine(_folder, c.Name))));
         Assert.HasCount(_cases.Count, lines);
         var failures = new List<string>();
         foreach (var line in lines)
@@ -133,24 +132,5 @@ public sealed class HostileWeightFileTests
         using var read = WeightLoader.ReadStateDict(path);
         CollectionAssert.AreEqual(values[..8], read["features.1.running_mean"].data<float>().ToArray());
         CollectionAssert.AreEqual(values[8..], read["features.1.running_var"].data<float>().ToArray());
-    }
-
-    private static List<string> RunChild(IEnumerable<string> args)
-    {
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (string.IsNullOrEmpty(host) || !File.Exists(host)) host = "dotnet";
-        var start = new ProcessStartInfo(host) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        start.ArgumentList.Add(typeof(Program).Assembly.Location);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(300)))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail("The child process did not finish in 300 s.");
-        }
-        Assert.AreEqual(0, process.ExitCode, $"child failed:\n{stdout.Result}\n{stderr.Result}");
-        return stdout.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
     }
 }
