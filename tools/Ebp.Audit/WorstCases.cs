@@ -43,13 +43,13 @@ internal static class WorstCases
             if (Has(Flags.MissedLabel))
             {
                 severity = 0;
-                reason = $"missed label: {name} is annotated, the model ranks it {first.Row.Rank.ToString(Inv)}";
+                reason = $"missed label: class {name} is annotated, the model ranks it {first.Row.Rank.ToString(Inv)}";
             }
             else if (Has(Flags.FalsePositive))
             {
                 severity = 1;
                 var annotated = first.Image.Rows.Where(r => r.ClassAnnotated).Select(r => r.Class).Distinct().Order().Select(c => ClassName(job, c));
-                reason = $"false positive: predicts {name}, annotated {string.Join(", ", annotated)}";
+                reason = $"false positive: predicts class {name}, the image is annotated with {string.Join(", ", annotated)}";
             }
             else if (list.Any(r => r.Row.Hit == false))
             {

@@ -45,7 +45,7 @@
     if (keys.length === 0) { host.appendChild(el("p", { "class": "muted" }, "No annotated (image, class) pairs.")); return; }
     var groups = keys.map(function (k) { return { key: String(k), name: classes[k] }; });
     groups.push({ key: "all", name: "all" });
-    var bar = 13, gap = 9, left = 70, width = 260, right = 120, top = 22;
+    var bar = 13, gap = 9, left = 70, width = 260, right = 160, top = 22;
     var groupHeight = data.methods.length * bar + gap;
     var height = top + groups.length * groupHeight + 18;
     var s = svg("svg", { id: "pointing-chart", width: left + width + right, height: height, viewBox: "0 0 " + (left + width + right) + " " + height, role: "img",
