@@ -143,17 +143,17 @@ internal sealed record SummaryRun(
     [property: JsonPropertyName("timings")] SummaryTimings Timings);
 
 internal sealed record SummaryTimings(
-    [property: JsonPropertyName("total_s"), JsonConverter(typeof(SecondsConverter))] double Total,
-    [property: JsonPropertyName("model_load_s"), JsonConverter(typeof(SecondsConverter))] double ModelLoad,
-    [property: JsonPropertyName("decode_s"), JsonConverter(typeof(SecondsConverter))] double Decode,
-    [property: JsonPropertyName("compute_s"), JsonConverter(typeof(SecondsConverter))] double Compute,
-    [property: JsonPropertyName("overlays_and_measures_s"), JsonConverter(typeof(SecondsConverter))] double Write,
-    [property: JsonPropertyName("journal_s"), JsonConverter(typeof(SecondsConverter))] double Journal,
-    [property: JsonPropertyName("report_s"), JsonConverter(typeof(SecondsConverter))] double Report,
-    [property: JsonPropertyName("images_per_s"), JsonConverter(typeof(SecondsConverter))] double ImagesPerSecond,
+    [property: JsonPropertyName("total_s"), JsonConverter(typeof(SecondsConverter))] double? Total,
+    [property: JsonPropertyName("model_load_s"), JsonConverter(typeof(SecondsConverter))] double? ModelLoad,
+    [property: JsonPropertyName("decode_s"), JsonConverter(typeof(SecondsConverter))] double? Decode,
+    [property: JsonPropertyName("compute_s"), JsonConverter(typeof(SecondsConverter))] double? Compute,
+    [property: JsonPropertyName("overlays_and_measures_s"), JsonConverter(typeof(SecondsConverter))] double? Write,
+    [property: JsonPropertyName("journal_s"), JsonConverter(typeof(SecondsConverter))] double? Journal,
+    [property: JsonPropertyName("report_s"), JsonConverter(typeof(SecondsConverter))] double? Report,
+    [property: JsonPropertyName("images_per_s"), JsonConverter(typeof(SecondsConverter))] double? ImagesPerSecond,
     [property: JsonPropertyName("threads"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Threads,
     [property: JsonPropertyName("note"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Note,
-    [property: JsonPropertyName("merge_s"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonConverter(typeof(OptionalSecondsConverter))] double? Merge);
+    [property: JsonPropertyName("merge_s"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonConverter(typeof(SecondsConverter))] double? Merge);
 
 /// <summary>A share printed with 4 decimals (as in every report), as a JSON number.</summary>
 [JsonConverter(typeof(RatioValueConverter))]
@@ -209,7 +209,8 @@ internal sealed record GalleryPanel(
 [JsonSerializable(typeof(GalleryData))]
 internal sealed partial class ReportJsonContext : JsonSerializerContext;
 
-internal sealed class RatioConverter : JsonConverter<double?>
+/// <summary>A number written with a fixed format (the reports' rounding), or null.</summary>
+internal abstract class FormattedNumberConverter(Func<double, string> format) : JsonConverter<double?>
 {
     public override bool HandleNull => true;
 
@@ -218,10 +219,16 @@ internal sealed class RatioConverter : JsonConverter<double?>
 
     public override void Write(Utf8JsonWriter writer, double? value, JsonSerializerOptions options)
     {
-        if (value is { } v) writer.WriteRawValue(ReportWriter.FormatRatio(v));
+        if (value is { } v) writer.WriteRawValue(format(v));
         else writer.WriteNullValue();
     }
 }
+
+/// <summary>A share with 4 decimals, as in every report.</summary>
+internal sealed class RatioConverter() : FormattedNumberConverter(ReportWriter.FormatRatio);
+
+/// <summary>Seconds with 3 decimals.</summary>
+internal sealed class SecondsConverter() : FormattedNumberConverter(v => v.ToString("F3", CultureInfo.InvariantCulture));
 
 internal sealed class RatioValueConverter : JsonConverter<Ratio>
 {
@@ -238,27 +245,6 @@ internal sealed class ScoreConverter : JsonConverter<float>
 
     public override void Write(Utf8JsonWriter writer, float value, JsonSerializerOptions options) =>
         writer.WriteRawValue(ReportWriter.FormatScore(value));
-}
-
-/// <summary>Seconds with 3 decimals.</summary>
-internal sealed class SecondsConverter : JsonConverter<double>
-{
-    public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.GetDouble();
-
-    public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options) =>
-        writer.WriteRawValue(value.ToString("F3", CultureInfo.InvariantCulture));
-}
-
-/// <inheritdoc cref="SecondsConverter"/>
-internal sealed class OptionalSecondsConverter : JsonConverter<double?>
-{
-    public override double? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.GetDouble();
-
-    public override void Write(Utf8JsonWriter writer, double? value, JsonSerializerOptions options)
-    {
-        if (value is { } v) writer.WriteRawValue(v.ToString("F3", CultureInfo.InvariantCulture));
-        else writer.WriteNullValue();
-    }
 }
 
 /// <summary>The tolerance in pixels, or (null) the text of the default rule.</summary>

@@ -7,7 +7,7 @@ namespace Ebp.Audit;
 /// The (image, class) pairs an auditor should look at first, worst first. Severity: 0 the model misses an annotated
 /// class (<c>missed_label</c>), 1 its top-1 prediction is not annotated (<c>false_positive</c>), 2 a method's peak misses
 /// the class's boxes (pointing <c>miss</c>), 3 <c>low_energy</c>, 4 the peak lies outside every object or the map is
-/// empty, 5 only <c>label_mismatch</c>. Within a severity: more methods flagged first, then the lowest energy, then image
+/// empty, 5 only <c>label_mismatch</c>. Within a severity: more methods flagged first, then the lowest energy (as printed), then image
 /// key and class. Pairs without any flag are not cases.
 /// </summary>
 internal static class WorstCases
@@ -75,7 +75,8 @@ internal static class WorstCases
             string title = $"{image.Image}: class {name} (rank {first.Row.Rank.ToString(Inv)}, score {FormatScore(first.Row.Score)}); " +
                            $"predicted {ClassName(job, image.Predicted)}" + (image.Label is { } label ? $", label {ClassName(job, label)}" : "");
             var panels = list.Select(r => new GalleryPanel(r.Row.Method, r.Row.Overlay, Caption(r), r.Flags)).ToList();
-            double energy = list.Select(r => r.Row.Energy ?? double.PositiveInfinity).Min();
+            // As printed (4 decimals), like the flags: the order then follows the numbers the auditor sees.
+            double energy = list.Select(r => r.Row.Energy is { } e ? Math.Round(e, 4) : double.PositiveInfinity).Min();
             cases.Add((new GalleryCase(image.Image, g.Key.Class, name, severity, reason, title, image.InputPanel, panels),
                        list.Count(r => r.Flags.Count > 0), energy));
         }
