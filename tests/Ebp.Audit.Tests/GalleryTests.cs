@@ -12,8 +12,7 @@ public sealed partial class GalleryTests
     [TestMethod]
     public void Gallery_RendersAllRows_AndTheHashFiltersAndSorts()
     {
-        if (!File.Exists(Chromium))
-            Assert.Inconclusive($"{Chromium} is missing: install Debian's 'chromium' package (apt-get install -y chromium) to run the gallery test.");
+        RequireChromium();
         var folder = TestSet.Reference;
         var rows = Outputs.Rows(folder);
         var index = Path.Combine(folder, "index.html");
@@ -55,8 +54,7 @@ public sealed partial class GalleryTests
     [TestMethod]
     public void Gallery_ShowsTheSummaryAndTheWorstCasesFirst()
     {
-        if (!File.Exists(Chromium))
-            Assert.Inconclusive($"{Chromium} is missing: install Debian's 'chromium' package (apt-get install -y chromium) to run the gallery test.");
+        RequireChromium();
         var folder = TestSet.Reference;
         var rows = Outputs.Rows(folder);
         var summary = Outputs.Summary(folder);
@@ -134,6 +132,12 @@ public sealed partial class GalleryTests
         StringAssert.Contains(section, $"src=\"inputs/{key}/input.png\"");
         foreach (var m in methods) StringAssert.Contains(section, $"src=\"overlays/{key}/{m}_c{first.Groups["class"].Value}.png\"");
         Assert.IsTrue(File.Exists(Path.Combine(folder, "inputs", key, "input.png")), "the input panel exists");
+    }
+
+    private static void RequireChromium()
+    {
+        if (!File.Exists(Chromium))
+            Assert.Inconclusive($"{Chromium} is missing: install Debian's 'chromium' package (apt-get install -y chromium) to run the gallery test.");
     }
 
     private static string Percent(int hits, int total) =>

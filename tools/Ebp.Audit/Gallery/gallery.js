@@ -122,7 +122,7 @@
       var panels = el("div", { "class": "panels" });
       if (c.input) {
         var f = el("figure"); f.appendChild(el("img", { src: c.input, alt: c.image + " input", loading: "lazy" }));
-        f.appendChild(el("figcaption", null, "input, annotated boxes")); panels.appendChild(f);
+        f.appendChild(el("figcaption", null, "input: every annotated box")); panels.appendChild(f);
       }
       c.panels.forEach(function (p) {
         var f = el("figure", { "data-method": p.method });
