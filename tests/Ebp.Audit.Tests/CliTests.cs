@@ -84,8 +84,8 @@ public sealed class CliTests
         Assert.AreEqual(rows.Count(r => Outputs.Double(r["energy_in_boxes"]) is < 0.95), Outputs.Int(Outputs.Summary(output)["flags"]!["low_energy"]));
         Assert.AreEqual("0.9500", Outputs.Summary(output)["job"]!["min_energy"]!.ToJsonString());
 
-        // Back to the run's threshold: the same report as the run's.
-        (code, _, err) = Run("report", output);
+        // Back to the run's threshold (TestSet.Options: 0.5 for every method): the same report as the run's.
+        (code, _, err) = Run("report", output, "--min-energy", "0.5");
         Assert.AreEqual(0, code, err);
         Outputs.AssertSameReport(TestSet.Reference, output);
     }
@@ -102,7 +102,7 @@ public sealed class CliTests
         if (!OperatingSystem.IsLinux()) Assert.Inconclusive("POSIX signals: Linux only.");
         var output = TestSet.NewFolder("sigterm");
         string[] args = ["--manifest", TestSet.Manifest, "--out", output, "--model", TestSet.Card, "--method", "ebp,cebp,gradient",
-                         "--batch-size", "2", "--threads", "1", "--progress", "lines"];
+                         "--batch-size", "2", "--threads", "1", "--progress", "lines", "--min-energy", "0.5"];
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Ebp.Audit.Tests.dll"));
         psi.ArgumentList.Add("ebp-audit");

@@ -9,14 +9,7 @@ public sealed class DefaultModelTests
     [TestMethod]
     public void DefaultModel_AuditsGreyScenes()
     {
-        try
-        {
-            AuditModel.LocateDefaultModel();
-        }
-        catch (AuditUsageException e)
-        {
-            Assert.Inconclusive(e.Message);
-        }
+        RequireDefaultModel();
         var dir = TestSet.NewFolder("default-model");
         var output = Path.Combine(dir, "out");
         var result = new AuditJob(new AuditOptions
@@ -39,6 +32,66 @@ public sealed class DefaultModelTests
         double cebp = double.Parse(summary["pointing"]!["cebp"]!["accuracy"]!.ToJsonString(), CultureInfo.InvariantCulture);
         Assert.IsGreaterThanOrEqualTo(0.8, cebp);
         Assert.IsGreaterThanOrEqualTo(ebp, cebp);
+    }
+
+    private static void RequireDefaultModel()
+    {
+        try
+        {
+            AuditModel.LocateDefaultModel();
+        }
+        catch (AuditUsageException e)
+        {
+            Assert.Inconclusive(e.Message);
+        }
+    }
+
+    /// <summary>
+    /// The calibrated <c>low_energy</c> thresholds flag a few percent of each method's annotated rows on the default model's
+    /// scenes (40 scenes from the committed t10k subset, not the calibration scenes), where one threshold of 0.5 for every
+    /// method (the former default) flags nearly every EBP and gradient row.
+    /// </summary>
+    [TestMethod]
+    public void DefaultThresholds_FlagAFewPercentOfEachMethod()
+    {
+        RequireDefaultModel();
+        var dir = TestSet.NewFolder("default-thresholds");
+        var scenes = Path.Combine(dir, "scenes");
+        TestSet.WriteScenes(scenes, TestSet.MnistSubset, 40, seed: 2025);
+        var output = Path.Combine(dir, "out");
+        var result = new AuditJob(new AuditOptions
+        {
+            InputFolder = scenes,
+            OutputFolder = output,
+            Model = "default",
+            Methods = [AuditMethod.Ebp, AuditMethod.Cebp, AuditMethod.Gradient],
+            WriteOverlays = false,
+            Threads = 1,
+        }).Run();
+        Assert.AreEqual(AuditStatus.Complete, result.Status);
+
+        Dictionary<string, (int Annotated, int Low)> Rates() => Outputs.Rows(output)
+            .Where(r => r["energy_in_boxes"] is not null)
+            .GroupBy(r => Outputs.Str(r["method"])!)
+            .ToDictionary(g => g.Key, g => (g.Count(), g.Count(r => r["flags"]!.AsArray().Any(f => f!.GetValue<string>() == Flags.LowEnergy))));
+
+        var rates = Rates();
+        Assert.HasCount(3, rates);
+        foreach (var (method, (annotated, low)) in rates)
+        {
+            Assert.IsGreaterThanOrEqualTo(80, annotated, $"{method}: enough annotated rows for a rate");
+            Assert.IsLessThanOrEqualTo(0.12, (double)low / annotated, $"{method}: {low} of {annotated} annotated rows flagged low_energy; the default should flag the worst few percent");
+        }
+        Assert.IsGreaterThan(0, rates.Values.Sum(v => v.Low), "the worst rows are flagged");
+        var json = Outputs.Summary(output)["job"]!;
+        Assert.AreEqual("0.1200", json["min_energy_by_method"]!["ebp"]!.ToJsonString());
+        Assert.IsNull(json["min_energy"], "no single threshold when the methods differ");
+
+        // One threshold of 0.5 for all (ebp-audit report OUT --min-energy 0.5): nearly every EBP and gradient row is flagged.
+        Merger.Report(output, 0.5);
+        var uniform = Rates();
+        foreach (var method in new[] { "ebp", "gradient" })
+            Assert.IsGreaterThan(0.9, (double)uniform[method].Low / uniform[method].Annotated, $"{method} at 0.5");
     }
 }
 

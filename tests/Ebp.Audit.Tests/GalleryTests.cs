@@ -12,8 +12,7 @@ public sealed partial class GalleryTests
     [TestMethod]
     public void Gallery_RendersAllRows_AndTheHashFiltersAndSorts()
     {
-        if (!File.Exists(Chromium))
-            Assert.Inconclusive($"{Chromium} is missing: install Debian's 'chromium' package (apt-get install -y chromium) to run the gallery test.");
+        RequireChromium();
         var folder = TestSet.Reference;
         var rows = Outputs.Rows(folder);
         var index = Path.Combine(folder, "index.html");
@@ -46,6 +45,109 @@ public sealed partial class GalleryTests
         var best = rows.OrderByDescending(r => Outputs.Double(r["score"])).First();
         Assert.AreEqual(Outputs.Str(best["image"]), RowTags().Matches(sorted)[0].Groups["image"].Value, "the highest score comes first");
     }
+
+    /// <summary>
+    /// The summary comes first (a per-class pointing chart whose labels are summary.md's numbers, the flag counts, the
+    /// predicted-vs-annotated table), then the worst cases in the documented order, each with the input and every
+    /// method's overlay side by side.
+    /// </summary>
+    [TestMethod]
+    public void Gallery_ShowsTheSummaryAndTheWorstCasesFirst()
+    {
+        RequireChromium();
+        var folder = TestSet.Reference;
+        var rows = Outputs.Rows(folder);
+        var summary = Outputs.Summary(folder);
+        var md = File.ReadAllText(Path.Combine(folder, "summary.md"));
+        var dom = Render(Path.Combine(folder, "index.html"), "");
+        string[] methods = ["ebp", "cebp", "gradient"];
+
+        // The summary precedes the worst cases, which precede the table.
+        int chartAt = dom.IndexOf("id=\"pointing-chart\"", StringComparison.Ordinal), casesAt = dom.IndexOf("class=\"case ", StringComparison.Ordinal);
+        int tableAt = dom.IndexOf("<tr class=\"row\"", StringComparison.Ordinal);
+        Assert.IsTrue(chartAt > 0 && chartAt < casesAt && casesAt < tableAt, "summary, then worst cases, then all rows");
+
+        // One bar per (method, annotated class) plus one per method for all classes; each label is summary.md's text.
+        var bars = Bars().Matches(dom);
+        int expectedBars = methods.Sum(m => summary["pointing"]![m]!["per_class"]!.AsArray().Count) + methods.Length;
+        Assert.HasCount(expectedBars, bars);
+        foreach (Match b in bars)
+        {
+            var m = b.Groups["method"].Value;
+            var label = b.Groups["label"].Value;
+            if (b.Groups["class"].Value == "all")
+            {
+                var p = summary["pointing"]![m]!;
+                StringAssert.Contains(md, $"**{label.Split(' ')[0]} %**", $"{m} overall accuracy as in summary.md");
+                StringAssert.EndsWith(label, $"({p["hits"]}/{p["total"]})");
+            }
+            else
+            {
+                var e = summary["pointing"]![m]!["per_class"]!.AsArray().Single(x => x!["class"]!.ToString() == b.Groups["class"].Value)!;
+                Assert.AreEqual(Percent((int)e["hits"]!, (int)e["total"]!), label, $"{m} class {b.Groups["class"].Value}");
+                StringAssert.Contains(md, " " + label + " |", "the same text in summary.md");
+            }
+        }
+
+        // Flag counts as in summary.json.
+        foreach (var f in Flags.All)
+            StringAssert.Contains(dom, $"<tr data-flag=\"{f}\"><td><a href=\"#flag={f}\"><span class=\"flag\">{f}</span></a></td><td class=\"num\">{summary["flags"]![f]}</td>");
+
+        // Predicted vs annotated: every cell of summary.json's confusion is in the table.
+        foreach (var c in summary["confusion"]!.AsArray())
+            Assert.IsTrue(Regex.IsMatch(dom, $"<td data-annotated=\"{c!["annotated"]}\" data-predicted=\"{c["predicted"]}\"[^>]*>{c["images"]}</td>"), $"confusion cell {c.ToJsonString()}");
+
+        // The worst cases, recomputed from results.jsonl: missed labels, false positives, pointing misses, low energy,
+        // peak outside / empty map, label mismatch; then more flagged methods, lower energy, image, class.
+        var expected = rows.GroupBy(r => (Image: Outputs.Str(r["image"])!, Class: Outputs.Int(r["class"])!.Value))
+            .Select(g =>
+            {
+                var flags = g.SelectMany(r => r["flags"]!.AsArray().Select(f => f!.GetValue<string>())).ToHashSet();
+                int severity = flags.Contains(Flags.MissedLabel) ? 0 : flags.Contains(Flags.FalsePositive) ? 1
+                    : g.Any(r => Outputs.Str(r["pointing"]) == "miss") ? 2 : flags.Contains(Flags.LowEnergy) ? 3
+                    : flags.Contains(Flags.PeakOutsideObjects) || flags.Contains(Flags.EmptyMap) ? 4 : 5;
+                return (g.Key.Image, g.Key.Class, Any: flags.Count > 0, Severity: severity,
+                        Flagged: g.Count(r => r["flags"]!.AsArray().Count > 0),
+                        Energy: g.Min(r => Outputs.Double(r["energy_in_boxes"]) ?? double.PositiveInfinity));
+            })
+            .Where(c => c.Any)
+            .OrderBy(c => c.Severity).ThenByDescending(c => c.Flagged).ThenBy(c => c.Energy).ThenBy(c => c.Image, StringComparer.Ordinal).ThenBy(c => c.Class)
+            .ToList();
+        var cases = Cases().Matches(dom);
+        Assert.IsGreaterThan(0, cases.Count);
+        Assert.HasCount(Math.Min(expected.Count, 60), cases);
+        for (int i = 0; i < cases.Count; i++)
+        {
+            Assert.AreEqual(expected[i].Image, cases[i].Groups["image"].Value, $"case {i}");
+            Assert.AreEqual(expected[i].Class.ToString(), cases[i].Groups["class"].Value, $"case {i}");
+            Assert.AreEqual(expected[i].Severity.ToString(), cases[i].Groups["severity"].Value, $"case {i}");
+        }
+        Assert.AreEqual("0", cases[0].Groups["severity"].Value, "these scenes have missed labels: they come first");
+
+        // Side by side: the input (with its boxes) and every method's overlay of that class.
+        var first = cases[0];
+        int end = first.Index + dom[first.Index..].IndexOf("</section>", StringComparison.Ordinal);
+        var section = dom[first.Index..end];
+        var key = OutputLayout.SafeRelative(first.Groups["image"].Value);
+        StringAssert.Contains(section, $"src=\"inputs/{key}/input.png\"");
+        foreach (var m in methods) StringAssert.Contains(section, $"src=\"overlays/{key}/{m}_c{first.Groups["class"].Value}.png\"");
+        Assert.IsTrue(File.Exists(Path.Combine(folder, "inputs", key, "input.png")), "the input panel exists");
+    }
+
+    private static void RequireChromium()
+    {
+        if (!File.Exists(Chromium))
+            Assert.Inconclusive($"{Chromium} is missing: install Debian's 'chromium' package (apt-get install -y chromium) to run the gallery test.");
+    }
+
+    private static string Percent(int hits, int total) =>
+        (100.0 * hits / total).ToString("F1", System.Globalization.CultureInfo.InvariantCulture) + $" % ({hits}/{total})";
+
+    [GeneratedRegex("<rect [^>]*class=\"bar m-(?<method>\\w+)\" data-method=\"\\w+\" data-class=\"(?<class>[^\"]+)\" data-label=\"(?<label>[^\"]+)\"")]
+    private static partial Regex Bars();
+
+    [GeneratedRegex("<section class=\"case sev-\\d\" data-image=\"(?<image>[^\"]*)\" data-class=\"(?<class>\\d+)\" data-severity=\"(?<severity>\\d)\"")]
+    private static partial Regex Cases();
 
     private static string Count(string dom) => CountSpan().Match(dom) is { Success: true } m ? m.Groups[1].Value : "(no count)";
 

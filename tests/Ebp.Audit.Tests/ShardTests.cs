@@ -13,7 +13,7 @@ public sealed class ShardTests
         var stderr = new StringWriter();
         int code = Ebp.Audit.Program.Run(
             ["--manifest", TestSet.Manifest, "--out", root, "--model", TestSet.Card, "--method", "ebp,cebp", "--method", "gradient",
-             "--batch-size", "4", "--threads", "1", "--progress", "lines"],
+             "--batch-size", "4", "--threads", "1", "--progress", "lines", "--min-energy", "0.5"],
             stdout, stderr, name => env.GetValueOrDefault(name));
         Assert.AreEqual(0, code, stderr.ToString());
         StringAssert.Contains(stdout.ToString(), "shard 0/3");
@@ -33,7 +33,7 @@ public sealed class ShardTests
         // merge: discovers shard-*-of-3 under the root.
         var merged = Path.Combine(root, "merged");
         var stdout2 = new StringWriter();
-        code = Ebp.Audit.Program.Run(["merge", root, "--out", merged], stdout2, stderr, _ => null);
+        code = Ebp.Audit.Program.Run(["merge", root, "--out", merged, "--min-energy", "0.5"], stdout2, stderr, _ => null);
         Assert.AreEqual(0, code, stderr.ToString());
         Outputs.AssertSameReport(TestSet.Reference, merged);
         var run = Outputs.Summary(merged)["run"]!;

@@ -101,7 +101,7 @@ public static class TestSet
     {
         var root = Path.Combine(Path.GetTempPath(), "ebp-audit-tests-" + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(root);
-        var mnist = MnistSource.LoadTest(Path.Combine(AppContext.BaseDirectory, "TestData", "mnist-subset"));
+        var mnist = MnistSource.LoadTest(MnistSubset);
         var scenes = ClutteredMnistGenerator.ForTest(mnist).Generate(Count, seed: 2024);
         _scenes = scenes;
         var images = Path.Combine(root, "set", "images");
@@ -170,6 +170,26 @@ public static class TestSet
         if (!RootLazy.IsValueCreated || Environment.GetEnvironmentVariable("EBP_AUDIT_KEEP_TEST_FILES") is not null) return;
         try { Directory.Delete(RootLazy.Value, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
+
+    /// <summary>
+    /// Writes <paramref name="count"/> cluttered-MNIST test scenes (seeded, from the t10k images in <paramref name="mnistFolder"/>)
+    /// as <c>scene_NNNN.png</c> (grey, stored as RGB) with VOC XML next to each: the default model's kind of input.
+    /// </summary>
+    public static void WriteScenes(string folder, string mnistFolder, int count, ulong seed)
+    {
+        var mnist = MnistSource.LoadTest(mnistFolder);
+        var scenes = ClutteredMnistGenerator.ForTest(mnist).Generate(count, seed);
+        Directory.CreateDirectory(folder);
+        for (int i = 0; i < scenes.Count; i++)
+        {
+            var name = $"scene_{i:0000}";
+            File.WriteAllBytes(Path.Combine(folder, name + ".png"), RenderRgbPng(scenes[i].Pixels, scenes[i].Width, scenes[i].Height));
+            VocAnnotation.FromScene(scenes[i], name + ".png").Save(Path.Combine(folder, name + ".xml"));
+        }
+    }
+
+    /// <summary>The committed 200-digit t10k subset the scenes are made of.</summary>
+    public static string MnistSubset => Path.Combine(AppContext.BaseDirectory, "TestData", "mnist-subset");
 
     /// <summary>A grey [0, 1] image as an RGB PNG (the value in all three channels).</summary>
     public static byte[] RenderRgbPng(float[] pixels, int width, int height)

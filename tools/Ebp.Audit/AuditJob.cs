@@ -379,6 +379,11 @@ public sealed class AuditJob
         for (int r = 0; r < order.Length; r++) rank[order[r]] = r + 1;
         var objectMask = it.Boxes.Count > 0 ? MapAnalysis.Mask(it.Boxes, null, w, h) : null;
         var classMasks = new Dictionary<int, bool[]>();
+        if (o.WriteOverlays)
+        {
+            it.Record.InputPanel = OutputLayout.InputPanelPath(it.Input.Key);
+            MapAnalysis.SaveInput(layout.Full(it.Record.InputPanel), it.Image, it.Boxes);
+        }
         foreach (var method in o.Methods)
         {
             foreach (var c in it.Classes)
@@ -509,7 +514,8 @@ public sealed class AuditJob
     }
 
     private static bool OverlaysPresent(OutputLayout layout, ImageRecord r) =>
-        r.Rows.All(row => row.Overlay is null || File.Exists(layout.Full(row.Overlay)));
+        r.Rows.All(row => row.Overlay is null || File.Exists(layout.Full(row.Overlay)))
+        && (r.InputPanel is null || File.Exists(layout.Full(r.InputPanel)));
 
     /// <summary>Holds an exclusive lock on the output folder for the run (a second process writing there fails fast).</summary>
     internal static FileStream AcquireLock(OutputLayout layout)
@@ -528,8 +534,11 @@ public sealed class AuditJob
     {
         foreach (var f in new[] { layout.JournalFile, layout.JobFile, layout.ResultsCsv, layout.ResultsJsonl, layout.SummaryJson, layout.SummaryMd, layout.Gallery })
             if (File.Exists(f)) File.Delete(f);
-        var overlays = Path.Combine(layout.Folder, OutputLayout.OverlayFolderName);
-        if (Directory.Exists(overlays)) Directory.Delete(overlays, recursive: true);
+        foreach (var name in new[] { OutputLayout.OverlayFolderName, OutputLayout.InputFolderName })
+        {
+            var images = Path.Combine(layout.Folder, name);
+            if (Directory.Exists(images)) Directory.Delete(images, recursive: true);
+        }
     }
 }
 

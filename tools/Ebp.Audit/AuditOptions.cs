@@ -262,8 +262,11 @@ public sealed record AuditOptions
     /// <summary>Top predicted classes explained per image (besides the label and annotated classes). Default 1.</summary>
     public int TopK { get; init; } = 1;
 
-    /// <summary>Flag <c>low_energy</c> below this share of the map's positive mass inside the class's boxes. Default 0.5.</summary>
-    public double MinEnergy { get; init; } = 0.5;
+    /// <summary>
+    /// Flag <c>low_energy</c> below this share of the map's positive mass inside the class's boxes, per method (a number
+    /// converts to one threshold for every method). Default <see cref="EnergyThresholds.Default"/>, calibrated per method.
+    /// </summary>
+    public EnergyThresholds MinEnergy { get; init; } = EnergyThresholds.Default;
 
     /// <summary>Pointing-game tolerance in image pixels. Default null: 15 px at 224, scaled to the image's longer side.</summary>
     public double? TolerancePx { get; init; }
@@ -336,7 +339,7 @@ public sealed record AuditOptions
         if (ComputeBatch < 1) throw new AuditUsageException($"--compute-batch must be at least 1 (got {ComputeBatch}).");
         if (TopK < 1)
             throw new AuditUsageException($"--top-k must be at least 1 (got {TopK}): every image is explained for its top-k predicted classes (label and annotated classes are added).");
-        if (!(MinEnergy >= 0 && MinEnergy <= 1)) throw new AuditUsageException($"--min-energy must be in [0, 1] (got {MinEnergy}).");
+        (MinEnergy ?? throw new AuditUsageException("Give the --min-energy thresholds.")).Checked();
         if (TolerancePx is { } t && !(t >= 0 && double.IsFinite(t))) throw new AuditUsageException($"--tolerance must be >= 0 pixels (got {t}).");
         if (!(OverlayAlpha >= 0 && OverlayAlpha <= 1)) throw new AuditUsageException($"--overlay-alpha must be in [0, 1] (got {OverlayAlpha}).");
         if (NumClasses is < 1) throw new AuditUsageException($"--num-classes must be positive (got {NumClasses}).");

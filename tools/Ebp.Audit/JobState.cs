@@ -141,6 +141,11 @@ public sealed class OutputLayout(string folder)
     public static string OverlayPath(string imageKey, string method, int classIndex) =>
         $"{OverlayFolderName}/{SafeRelative(imageKey)}/{method}_c{classIndex.ToString(CultureInfo.InvariantCulture)}.png";
 
+    public const string InputFolderName = "inputs";
+
+    /// <summary>The gallery's input panel of an image (the image with its boxes), relative to the folder.</summary>
+    public static string InputPanelPath(string imageKey) => $"{InputFolderName}/{SafeRelative(imageKey)}/input.png";
+
     public string Full(string relative) => Path.Combine(Folder, relative.Replace('/', Path.DirectorySeparatorChar));
 
     /// <summary>

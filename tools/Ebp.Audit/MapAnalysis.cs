@@ -65,66 +65,54 @@ internal static class MapAnalysis
     }
 
     /// <summary>
-    /// Writes the overlay PNG (atomically): the jet heat map (normalised to its maximum) blended over the image with
-    /// opacity <paramref name="alpha"/>, the boxes of the explained class outlined in green, other boxes in grey, and
-    /// the peak marked with a white cross.
+    /// Writes the overlay PNG (atomically): the jet heat map blended over the image (<see cref="Heatmap.Overlay"/>, opacity
+    /// <paramref name="alpha"/>), the boxes of the explained class outlined in green, other boxes in grey, and the peak
+    /// marked with a white cross outlined in black.
     /// </summary>
     public static void SaveOverlay(string path, DecodedImage image, float[] map, IReadOnlyList<ImageBox> boxes, int classIndex,
                                    int peakX, int peakY, float alpha)
     {
-        int w = image.Width, h = image.Height;
-        var norm = Heatmap.Normalise(map);
-        var rgba = new byte[w * h * 4];
-        float keep = 1f - alpha;
-        var src = image.Rgba;
-        for (int i = 0; i < w * h; i++)
-        {
-            var (r, g, b) = Heatmap.Jet(norm[i]);
-            // Transparent source pixels are shown over white.
-            float a = src[i * 4 + 3] / 255f;
-            float sr = src[i * 4] * a + 255 * (1 - a), sg = src[i * 4 + 1] * a + 255 * (1 - a), sb = src[i * 4 + 2] * a + 255 * (1 - a);
-            rgba[i * 4] = (byte)MathF.Round(keep * sr + alpha * r);
-            rgba[i * 4 + 1] = (byte)MathF.Round(keep * sg + alpha * g);
-            rgba[i * 4 + 2] = (byte)MathF.Round(keep * sb + alpha * b);
-            rgba[i * 4 + 3] = 255;
-        }
-        int thickness = Math.Max(1, Math.Max(w, h) / 200);
-        foreach (var box in boxes.OrderBy(b => b.Class == classIndex))
-        {
-            var color = box.Class == classIndex ? ((byte)0, (byte)230, (byte)64) : ((byte)170, (byte)170, (byte)170);
-            Rectangle(rgba, w, h, box.Box, thickness, color);
-        }
+        using var source = ToBitmap(image);
+        using var overlay = Heatmap.Overlay(source, map, image.Width, image.Height, alpha);
+        DrawBoxes(overlay, boxes, classIndex);
         if (peakX >= 0)
-        {
-            int arm = Math.Max(2, Math.Max(w, h) / 40);
-            for (int d = -arm; d <= arm; d++)
-            {
-                Put(rgba, w, h, peakX + d, peakY, (255, 255, 255));
-                Put(rgba, w, h, peakX, peakY + d, (255, 255, 255));
-            }
-        }
-        using var bitmap = new SKBitmap(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-        Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
+            Marks.Cross(overlay, peakX, peakY, Math.Max(2, Math.Max(image.Width, image.Height) / 40), SKColors.White, SKColors.Black);
+        Figure.SavePng(overlay, path);
+    }
+
+    /// <summary>The input panel of the gallery (atomically): the image with every box, model classes in green, other names in grey.</summary>
+    public static void SaveInput(string path, DecodedImage image, IReadOnlyList<ImageBox> boxes)
+    {
+        using var bitmap = ToBitmap(image);
+        DrawBoxes(bitmap, boxes, null);
         Figure.SavePng(bitmap, path);
     }
 
-    private static void Rectangle(byte[] rgba, int w, int h, BoundingBox b, int t, (byte, byte, byte) c)
+    private static readonly SKColor Explained = new(0, 230, 64), Other = new(170, 170, 170);
+
+    /// <summary>Outlines the boxes; those of <paramref name="classIndex"/> (or, when null, of any model class) in green, on top.</summary>
+    private static void DrawBoxes(SKBitmap bitmap, IReadOnlyList<ImageBox> boxes, int? classIndex)
     {
-        for (int k = 0; k < t; k++)
-        {
-            int x0 = b.X + k, y0 = b.Y + k, x1 = b.Right - 1 - k, y1 = b.Bottom - 1 - k;
-            if (x0 > x1 || y0 > y1) break;
-            for (int x = x0; x <= x1; x++) { Put(rgba, w, h, x, y0, c); Put(rgba, w, h, x, y1, c); }
-            for (int y = y0; y <= y1; y++) { Put(rgba, w, h, x0, y, c); Put(rgba, w, h, x1, y, c); }
-        }
+        bool Highlighted(ImageBox b) => classIndex is { } c ? b.Class == c : b.Class >= 0;
+        int thickness = Math.Max(1, Math.Max(bitmap.Width, bitmap.Height) / 200);
+        foreach (var box in boxes.OrderBy(Highlighted))
+            Marks.Box(bitmap, box.Box.X, box.Box.Y, box.Box.Width, box.Box.Height, Highlighted(box) ? Explained : Other, thickness);
     }
 
-    private static void Put(byte[] rgba, int w, int h, int x, int y, (byte R, byte G, byte B) c)
+    /// <summary>The decoded pixels as an opaque bitmap; transparent pixels are shown over white.</summary>
+    private static SKBitmap ToBitmap(DecodedImage image)
     {
-        if (x < 0 || y < 0 || x >= w || y >= h) return;
-        int i = (y * w + x) * 4;
-        rgba[i] = c.R;
-        rgba[i + 1] = c.G;
-        rgba[i + 2] = c.B;
+        int n = image.Width * image.Height;
+        var rgba = new byte[n * 4];
+        var src = image.Rgba;
+        for (int i = 0; i < n; i++)
+        {
+            int a = src[i * 4 + 3];
+            for (int k = 0; k < 3; k++) rgba[i * 4 + k] = (byte)((src[i * 4 + k] * a + 255 * (255 - a) + 127) / 255);
+            rgba[i * 4 + 3] = 255;
+        }
+        var bitmap = new SKBitmap(new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Premul));
+        Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
+        return bitmap;
     }
 }

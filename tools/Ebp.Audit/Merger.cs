@@ -17,8 +17,8 @@ public sealed record MergeOptions
     /// <summary>The merged output folder.</summary>
     public string OutputFolder { get; init; } = "";
 
-    /// <summary>Flag threshold for the merged report. Default 0.5.</summary>
-    public double MinEnergy { get; init; } = 0.5;
+    /// <summary>Flag thresholds for the merged report. Default <see cref="EnergyThresholds.Default"/>.</summary>
+    public EnergyThresholds MinEnergy { get; init; } = EnergyThresholds.Default;
 
     /// <summary>Merge even if shards are missing or incomplete (the summary then says <c>cancelled</c>). Default false.</summary>
     public bool AllowIncomplete { get; init; }
@@ -38,7 +38,7 @@ public static class Merger
         var clock = Stopwatch.StartNew();
         var started = DateTime.UtcNow;
         if (string.IsNullOrWhiteSpace(o.OutputFolder)) throw new AuditUsageException("Give the merged output folder: --out <folder>.");
-        if (!(o.MinEnergy >= 0 && o.MinEnergy <= 1)) throw new AuditUsageException($"--min-energy must be in [0, 1] (got {o.MinEnergy}).");
+        (o.MinEnergy ?? throw new AuditUsageException("Give the --min-energy thresholds.")).Checked();
         var folders = FindShardFolders(o.Sources, out var repeated);
         foreach (var r in repeated) log?.Report($"'{r}' is given more than once; it is merged once");
         var target = new OutputLayout(o.OutputFolder);
@@ -110,13 +110,13 @@ public static class Merger
                 if (ShardSpec.Of(key, count) != s.Job.ShardIndex)
                     throw new AuditUsageException($"'{s.Layout.Folder}' holds '{key}', which belongs to shard {ShardSpec.Of(key, count)}/{count}.");
                 if (!merged.TryAdd(key, r)) throw new AuditUsageException($"'{key}' appears in two shards.");
-                foreach (var row in r.Rows)
+                foreach (var file in r.Rows.Select(row => row.Overlay).Append(r.InputPanel))
                 {
-                    if (row.Overlay is null) continue;
-                    var src = s.Layout.Full(row.Overlay);
-                    var dst = target.Full(row.Overlay);
+                    if (file is null) continue;
+                    var src = s.Layout.Full(file);
+                    var dst = target.Full(file);
                     if (!File.Exists(src))
-                        throw new AuditUsageException($"'{s.Layout.Folder}' lacks the overlay '{row.Overlay}' its journal lists; rerun that shard (it redoes the image).");
+                        throw new AuditUsageException($"'{s.Layout.Folder}' lacks the overlay '{file}' its journal lists; rerun that shard (it redoes the image).");
                     if (!File.Exists(dst) || new FileInfo(dst).Length != new FileInfo(src).Length || !SameBytes(src, dst))
                         AtomicFile.Copy(src, dst);
                 }
@@ -153,9 +153,10 @@ public static class Merger
     /// Rewrites the reports of one output folder from its journal (e.g. with another <paramref name="minEnergy"/>),
     /// without the model or the images.
     /// </summary>
-    public static AuditResult Report(string folder, double minEnergy)
+    public static AuditResult Report(string folder, EnergyThresholds minEnergy)
     {
-        if (!(minEnergy >= 0 && minEnergy <= 1)) throw new AuditUsageException($"--min-energy must be in [0, 1] (got {minEnergy}).");
+        ArgumentNullException.ThrowIfNull(minEnergy);
+        minEnergy.Checked();
         var layout = new OutputLayout(folder);
         if (!File.Exists(layout.JobFile)) throw new AuditUsageException($"'{folder}' is not an ebp-audit output folder (no .audit/job.json).");
         var job = JobInfo.Load(layout.JobFile);

@@ -37,6 +37,9 @@ public sealed class ImageRecord
 
     [JsonPropertyName("rows")] public List<RowRecord> Rows { get; set; } = new();
 
+    /// <summary>The gallery's input panel (the image with its boxes), relative to the output folder, or null (no overlays, or an older journal).</summary>
+    [JsonPropertyName("input_panel")] public string? InputPanel { get; set; }
+
     /// <summary>Problems that did not stop the image (e.g. an annotation class the model does not know).</summary>
     [JsonPropertyName("warnings")] public List<string> Warnings { get; set; } = new();
 
@@ -103,7 +106,7 @@ public static class Flags
     /// <summary>
     /// <list type="bullet">
     /// <item><c>peak_outside_objects</c>: the image has annotated objects and the peak is farther than the pointing tolerance from every box (any class);</item>
-    /// <item><c>low_energy</c>: the class has boxes and less than <paramref name="minEnergy"/> of the positive mass lies inside them;</item>
+    /// <item><c>low_energy</c>: the class has boxes and less than the row's method's <paramref name="minEnergy"/> of the positive mass lies inside them;</item>
     /// <item><c>label_mismatch</c>: the image has a label and the top-1 prediction differs;</item>
     /// <item><c>false_positive</c>: the row explains the top-1 prediction of an image with annotated model classes, and the
     /// prediction is none of them;</item>
@@ -112,12 +115,12 @@ public static class Flags
     /// <item><c>empty_map</c>: the map has no positive mass (no peak).</item>
     /// </list>
     /// </summary>
-    public static List<string> Of(ImageRecord image, RowRecord row, double minEnergy)
+    public static List<string> Of(ImageRecord image, RowRecord row, EnergyThresholds minEnergy)
     {
         var flags = new List<string>(2);
         if (row.PeakInObject == false) flags.Add(PeakOutsideObjects);
         // Compared as reported (4 decimals), so that the flag always agrees with the printed number.
-        if (row.Energy is { } e && Math.Round(e, 4) < minEnergy) flags.Add(LowEnergy);
+        if (row.Energy is { } e && Math.Round(e, 4) < minEnergy.For(row.Method)) flags.Add(LowEnergy);
         if (image.Label is { } l && l != image.Predicted) flags.Add(LabelMismatch);
         int annotated = image.Rows.Where(r => r.ClassAnnotated).Select(r => r.Class).Distinct().Count();
         if (annotated > 0 && row.Class == image.Predicted && !row.ClassAnnotated) flags.Add(FalsePositive);
