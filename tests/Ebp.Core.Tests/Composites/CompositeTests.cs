@@ -1,4 +1,5 @@
 using Ebp.Composites;
+using Ebp.Rules;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
