@@ -30,8 +30,11 @@ internal static class ExcitationComposite
 
     public static bool HasOwnParameters(nn.Module module) => module.named_parameters(recurse: false).Any();
 
-    /// <summary>Creates the autograd side of <paramref name="rule"/> for a module. Weights tensors are owned by <paramref name="owned"/>.</summary>
+    /// <summary>Creates the autograd side of <paramref name="rule"/> for a module.</summary>
+    /// <param name="module">A convolution, linear or average pooling layer (or a module the composite gave the W⁺ rule).</param>
+    /// <param name="owned">Receives the clamped weight tensors, which the scope disposes.</param>
     /// <param name="backwardPasses">How many backward passes the layer sees in this scope.</param>
+    /// <param name="rule">ε and bias handling; null is the reference's <see cref="LayerRule.Excitation"/>.</param>
     public static IExcitationRule CreateExcitationRule(nn.Module module, List<Tensor> owned, long backwardPasses, WPlusRule? rule = null)
     {
         rule ??= LayerRule.Excitation;
