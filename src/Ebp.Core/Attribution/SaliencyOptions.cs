@@ -48,7 +48,7 @@ public sealed record SaliencyOptions
 
     /// <summary>
     /// Which rule goes on which module (EBP and contrastive EBP): null (default) is
-    /// <see cref="Composites.Composite.ExcitationBackprop"/>. Add rules (<see cref="Rules.LayerRule"/>) for your own layer types
+    /// <see cref="Composites.Composite.ExcitationBackprop"/>. Add rules (<see cref="Composites.LayerRule"/>) for your own layer types
     /// or names with <c>Composite.ExcitationBackprop.WithRule&lt;MyLayer&gt;(LayerRule.PassThrough)</c> (docs/EXTENDING.md).
     /// </summary>
     public Composites.Composite? Composite { get; init; }

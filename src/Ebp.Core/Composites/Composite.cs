@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using Ebp.Rules;
 using TorchSharp;
 using static TorchSharp.torch;
 

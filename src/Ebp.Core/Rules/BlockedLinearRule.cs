@@ -1,3 +1,4 @@
+using Ebp.Composites;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using Ebp.Composites;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,4 @@
 using Ebp.Composites;
-using Ebp.Rules;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

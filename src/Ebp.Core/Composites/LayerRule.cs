@@ -1,12 +1,14 @@
-using Ebp.Composites;
+using Ebp.Rules;
 
-namespace Ebp.Rules;
+namespace Ebp.Composites;
 
 /// <summary>
 /// A backward rule that a <see cref="Composite"/> assigns to a module: an immutable description (which rule, with
 /// which constants) that Ebp's own autograd functions read. No user code runs in the backward pass, where an
 /// exception would abort the process (TorchSharp), so the set of rule kinds is closed; each one is checked
-/// against a naive matrix form in the tests. Rules compare by value.
+/// against a naive matrix form in the tests. Rules compare by value. The rule types (<see cref="WPlusRule"/>,
+/// <see cref="PassThroughRule"/>, <see cref="ProportionalSplitRule"/>, <see cref="GradientRule"/>,
+/// <see cref="UnsupportedRule"/>) live in <c>Ebp.Rules</c>; this base stays beside <see cref="Composite"/>.
 /// </summary>
 public abstract record LayerRule
 {
