@@ -225,6 +225,7 @@ public sealed class SaliencyExplainer
                 signal = Grad(rules, output, saliencyPoint, seed, retain: !last);
             }
 
+            CheckProbed(config, signals);
             var map = (options.Reduction ?? MapReduction.DefaultFor(options.Method)).Reduce(signal);
             map = PostProcess(map, options, input);
             if (!map.isfinite().all().item<bool>())
@@ -245,6 +246,17 @@ public sealed class SaliencyExplainer
         {
             rules.SignalSink = null;
         }
+    }
+
+    /// <summary>A named probe layer that recorded nothing lies below the saliency layer or off the path to the output.</summary>
+    private static void CheckProbed(ScopeConfig config, Dictionary<string, Tensor>? signals)
+    {
+        if (config.Probe?.Layers is not { } layers || signals is null) return;
+        var missing = layers.Where(l => !signals.ContainsKey(l)).ToList();
+        if (missing.Count > 0)
+            throw new ArgumentException(
+                $"The probe layer{(missing.Count > 1 ? "s" : "")} {string.Join(", ", missing.Select(m => $"'{m}'"))} received no signal: " +
+                $"a probe reads modules between the saliency layer '{config.SaliencyLayer}' (included) and the output, on the path to the output.");
     }
 
     private static Tensor Grad(RuleScope rules, Tensor from, Tensor to, Tensor seed, bool retain)
@@ -327,6 +339,10 @@ public sealed class SaliencyExplainer
         if (options.SaliencyLayer.Length > 0) RequireLayer(options.SaliencyLayer, "saliency layer");
         foreach (var n in options.PlainGradientLayers) RequireLayer(n, "plain-gradient layer");
         if (options.Composite is { } composite) foreach (var n in composite.NamedLayers) RequireLayer(n, "composite layer");
+        if (options.CollectSignals && options.Probe is { Layers: not null })
+            throw new ArgumentException("CollectSignals reads every layer, Probe only the layers it names; set one of them.");
+        var probe = options.Probe ?? (options.CollectSignals ? SignalProbe.AllLayers : null);
+        foreach (var n in probe?.Layers ?? Array.Empty<string>()) RequireLayer(n, "probe layer");
 
         string? contrast = null, classifier = null;
         if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop)
@@ -359,11 +375,12 @@ public sealed class SaliencyExplainer
             SaliencyLayer: options.SaliencyLayer,
             ContrastLayer: contrast,
             ClassifierLayer: classifier,
-            CollectSignals: options.CollectSignals,
+            CollectSignals: probe is not null,
             PlainGradientLayers: options.PlainGradientLayers.ToHashSet(),
             PlainGradientForUnsupportedLayers: options.PlainGradientForUnsupportedLayers)
         {
             Composite = options.Composite ?? Composite.ExcitationBackprop,
+            Probe = probe,
         };
     }
 

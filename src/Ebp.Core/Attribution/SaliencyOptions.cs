@@ -48,13 +48,23 @@ public sealed record SaliencyOptions
 
     /// <summary>
     /// Which rule goes on which module (EBP and contrastive EBP): null (default) is
-    /// <see cref="Composites.Composite.ExcitationBackprop"/>. Add rules for your own layer types or names with
-    /// <c>Composite.ExcitationBackprop.WithRule&lt;MyLayer&gt;(LayerRule.PassThrough)</c> (docs/EXTENDING.md).
+    /// <see cref="Composites.Composite.ExcitationBackprop"/>. Add rules (<see cref="Composites.LayerRule"/>) for your own layer types
+    /// or names with <c>Composite.ExcitationBackprop.WithRule&lt;MyLayer&gt;(LayerRule.PassThrough)</c> (docs/EXTENDING.md).
     /// </summary>
     public Composites.Composite? Composite { get; init; }
 
-    /// <summary>Also return the signal at the output of every module above the saliency layer. Default false.</summary>
+    /// <summary>
+    /// Also return the signal at the output of every module above the saliency layer. Default false. The same as
+    /// <c>Probe = SignalProbe.AllLayers</c>.
+    /// </summary>
     public bool CollectSignals { get; init; }
+
+    /// <summary>
+    /// Where else the signal is read (<see cref="SignalProbe.At(string[])"/>, <see cref="SignalProbe.AllLayers"/>); it comes
+    /// back in <see cref="SaliencyResult.Signals"/>. Null (default): nowhere, unless <see cref="CollectSignals"/>.
+    /// A named layer must lie between the saliency layer (included) and the output.
+    /// </summary>
+    public SignalProbe? Probe { get; init; }
 
     /// <summary>
     /// Layers without an EBP rule (e.g. LayerNorm) whose ordinary gradient may pass instead of raising

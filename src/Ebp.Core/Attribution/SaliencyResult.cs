@@ -23,10 +23,10 @@ public sealed class SaliencyResult : IDisposable
     /// <summary>The model's output for the input <c>[B, classes]</c>, from the same forward pass.</summary>
     public Tensor Scores { get; }
 
-    /// <summary>With <see cref="SaliencyOptions.CollectSignals"/>: the signal at each module's output (final pass).</summary>
+    /// <summary>With <see cref="SaliencyOptions.Probe"/> or <see cref="SaliencyOptions.CollectSignals"/>: the signal at each probed module's output (final pass).</summary>
     public IReadOnlyDictionary<string, Tensor>? Signals { get; }
 
-    /// <summary>With <see cref="SaliencyOptions.CollectSignals"/> and contrastive EBP: the signals of the contrast pass.</summary>
+    /// <summary>With a probe and contrastive EBP: the signals of the contrast pass (probed modules above the contrast layer).</summary>
     public IReadOnlyDictionary<string, Tensor>? ContrastSignals { get; }
 
     /// <summary>The map as a float array with its shape, for callers outside TorchSharp.</summary>

@@ -11,7 +11,9 @@ namespace Ebp.Composites;
 /// </summary>
 /// <example>
 /// <code>
-/// var composite = Composite.ExcitationBackprop.WithRule&lt;MyNorm&gt;(LayerRule.PassThrough);
+/// var composite = Composite.ExcitationBackprop
+///     .WithRule&lt;MyNorm&gt;(LayerRule.PassThrough)
+///     .WithRule&lt;Linear&gt;(new WPlusRule { Epsilon = 1e-6, Bias = BiasHandling.Include });
 /// var map = explainer.Explain(x, SaliencyTarget.Class(3), new SaliencyOptions { Composite = composite });
 /// </code>
 /// </example>

@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 namespace Ebp.Composites;
 
 /// <summary>
-/// Which rule goes on which layer type under Excitation Backprop. Rules are created per module for the
+/// Which rule goes on which layer type under Excitation Backprop, and the autograd side of <see cref="WPlusRule"/>
+/// for a module. Rules are created per module for the
 /// lifetime of one scope. Convolutions cache W⁺ = max(W, 0) (and max(−W, 0) for the contrastive
 /// classifier) for that scope. Large linear layers on the CPU in a call with few backward passes use
 /// <see cref="BlockedLinearRule"/>, which never materialises W⁺ (the large fully connected layers of VGG-style
@@ -29,32 +30,44 @@ internal static class ExcitationComposite
 
     public static bool HasOwnParameters(nn.Module module) => module.named_parameters(recurse: false).Any();
 
-    /// <summary>Creates the rule for an <see cref="LayerKind.Excitation"/> module. Weights tensors are owned by <paramref name="owned"/>.</summary>
+    /// <summary>Creates the autograd side of <paramref name="rule"/> for a module.</summary>
+    /// <param name="module">A convolution, linear or average pooling layer (or a module the composite gave the W⁺ rule).</param>
+    /// <param name="owned">Receives the clamped weight tensors, which the scope disposes.</param>
     /// <param name="backwardPasses">How many backward passes the layer sees in this scope.</param>
-    public static IExcitationRule CreateExcitationRule(nn.Module module, List<Tensor> owned, long backwardPasses)
+    /// <param name="rule">ε and bias handling; null is the reference's <see cref="LayerRule.Excitation"/>.</param>
+    public static IExcitationRule CreateExcitationRule(nn.Module module, List<Tensor> owned, long backwardPasses, WPlusRule? rule = null)
     {
+        rule ??= LayerRule.Excitation;
+        bool withBias = rule.Bias == BiasHandling.Include;
         switch (module)
         {
             case Linear linear when linear.weight is { } w && BlockedLinearRule.Pays(w, backwardPasses):
-                return BlockedLinearRule.For(linear);
+                return BlockedLinearRule.For(linear, rule);
             case Linear linear:
             {
                 var (pos, neg) = ClampedWeights(linear.weight, owned);
-                return new ExcitationRule(x => nn.functional.linear(x, pos), x => nn.functional.linear(x, neg.Value));
+                var (posBias, negBias) = ClampedBias(withBias, linear.bias, owned);
+                return new ExcitationRule(x => nn.functional.linear(x, pos, posBias), x => nn.functional.linear(x, neg.Value, negBias?.Value), rule.Epsilon);
             }
             case Convolution conv:
             {
                 var (pos, neg) = ClampedWeights(conv.weight, owned);
-                return new ExcitationRule(x => ConvForward(conv, x, pos), x => ConvForward(conv, x, neg.Value));
+                var (posBias, negBias) = ClampedBias(withBias, conv.bias, owned);
+                return new ExcitationRule(x => ConvForward(conv, x, pos, posBias), x => ConvForward(conv, x, neg.Value, negBias?.Value), rule.Epsilon);
             }
             case nn.Module<Tensor, Tensor> pool:
                 // Average pooling is already linear with non-negative weights: Z is the pooling itself.
-                return new ExcitationRule(x => pool.forward(x), null);
+                return new ExcitationRule(x => pool.forward(x), null, rule.Epsilon);
             default:
                 throw new InvalidOperationException($"No Excitation Backprop rule for {module.GetType().Name}.");
         }
     }
 
+    /// <summary>b⁺ and max(−b, 0) when the rule includes the bias and the layer has one, else nulls.</summary>
+    private static (Tensor? Positive, Lazy<Tensor>? Negated) ClampedBias(bool include, Tensor? bias, List<Tensor> owned)
+        => include && bias is not null ? ClampedWeights(bias, owned) : (null, null);
+
+    /// <summary>max(W, 0) now and max(−W, 0) on first use.</summary>
     private static (Tensor Positive, Lazy<Tensor> Negated) ClampedWeights(Tensor weight, List<Tensor> owned)
     {
         Tensor pos;
@@ -71,8 +84,8 @@ internal static class ExcitationComposite
         return (pos, neg);
     }
 
-    /// <summary>The module's own convolution, with another weight and no bias.</summary>
-    private static Tensor ConvForward(Convolution conv, Tensor x, Tensor weight)
+    /// <summary>The module's own convolution, with another weight and bias.</summary>
+    private static Tensor ConvForward(Convolution conv, Tensor x, Tensor weight, Tensor? bias)
     {
         var stride = conv.stride;
         var dilation = conv.dilation;
@@ -80,16 +93,16 @@ internal static class ExcitationComposite
         if (conv.padding_mode != PaddingModes.Zeros)
         {
             using var padded = nn.functional.pad(x, SidePadding(conv), conv.padding_mode);
-            return ConvCore(dims, padded, weight, stride, new long[dims], dilation, conv.groups);
+            return ConvCore(dims, padded, weight, bias, stride, new long[dims], dilation, conv.groups);
         }
         if (conv.padding_type is { } type)
             return dims switch
             {
-                1 => nn.functional.conv1d_padding(x, weight, null, stride[0], type, dilation[0], conv.groups),
-                2 => nn.functional.conv2d_padding(x, weight, null, stride, type, dilation, conv.groups),
-                _ => nn.functional.conv3d_padding(x, weight, null, stride, type, dilation, conv.groups),
+                1 => nn.functional.conv1d_padding(x, weight, bias, stride[0], type, dilation[0], conv.groups),
+                2 => nn.functional.conv2d_padding(x, weight, bias, stride, type, dilation, conv.groups),
+                _ => nn.functional.conv3d_padding(x, weight, bias, stride, type, dilation, conv.groups),
             };
-        return ConvCore(dims, x, weight, stride, conv.padding ?? new long[dims], dilation, conv.groups);
+        return ConvCore(dims, x, weight, bias, stride, conv.padding ?? new long[dims], dilation, conv.groups);
     }
 
     /// <summary>
@@ -118,11 +131,11 @@ internal static class ExcitationComposite
         return pad;
     }
 
-    private static Tensor ConvCore(int dims, Tensor x, Tensor w, long[] stride, long[] padding, long[] dilation, long groups) => dims switch
+    private static Tensor ConvCore(int dims, Tensor x, Tensor w, Tensor? b, long[] stride, long[] padding, long[] dilation, long groups) => dims switch
     {
-        1 => nn.functional.conv1d(x, w, null, stride[0], padding[0], dilation[0], groups),
-        2 => nn.functional.conv2d(x, w, null, stride, padding, dilation, groups),
-        3 => nn.functional.conv3d(x, w, null, stride, padding, dilation, groups),
+        1 => nn.functional.conv1d(x, w, b, stride[0], padding[0], dilation[0], groups),
+        2 => nn.functional.conv2d(x, w, b, stride, padding, dilation, groups),
+        3 => nn.functional.conv3d(x, w, b, stride, padding, dilation, groups),
         _ => throw new NotSupportedException($"Convolution with {dims} spatial dimensions."),
     };
 }

@@ -1,42 +1,39 @@
+using Ebp.Rules;
+
 namespace Ebp.Composites;
 
 /// <summary>
-/// A backward rule a <see cref="Composite"/> assigns to a module. The rules are Excitation Backprop's; each is
-/// checked against a naive matrix form in the tests.
+/// A backward rule that a <see cref="Composite"/> assigns to a module: an immutable description (which rule, with
+/// which constants) that Ebp's own autograd functions read. No user code runs in the backward pass, where an
+/// exception would abort the process (TorchSharp), so the set of rule kinds is closed; each one is checked
+/// against a naive matrix form in the tests. Rules compare by value. The rule types (<see cref="WPlusRule"/>,
+/// <see cref="PassThroughRule"/>, <see cref="ProportionalSplitRule"/>, <see cref="GradientRule"/>,
+/// <see cref="UnsupportedRule"/>) live in <c>Ebp.Rules</c>; this base stays beside <see cref="Composite"/>.
 /// </summary>
-public sealed class LayerRule
+public abstract record LayerRule
 {
-    private LayerRule(LayerKind kind, string name)
-    {
-        Kind = kind;
-        Name = name;
-    }
+    private protected LayerRule() { }
 
-    internal LayerKind Kind { get; }
+    internal abstract LayerKind Kind { get; }
 
-    /// <summary>A short description.</summary>
-    public string Name { get; }
+    /// <summary>A short description, e.g. <c>W⁺ (ε = 1E-20, bias ignored)</c>.</summary>
+    public abstract string Name { get; }
 
-    /// <summary>
-    /// The W⁺ rule <c>G_in = x ⊙ layerᵀ(G ⊘ (layer(x; W⁺) + 1e-20))</c>, bias ignored, for layers that are linear
-    /// with weights: Conv1d/2d/3d, Linear, and average pooling (and their subclasses). For any other
-    /// single-input module the module's own forward is taken as <c>layer(x; W⁺)</c>, so it must be linear with
-    /// non-negative weights.
-    /// </summary>
-    public static LayerRule Excitation { get; } = new(LayerKind.Excitation, "excitation (W⁺)");
+    /// <summary>The W⁺ rule with the reference's constants (<see cref="WPlusRule.ReferenceEpsilon"/>, bias ignored).</summary>
+    public static WPlusRule Excitation { get; } = new();
 
-    /// <summary>The signal passes unchanged, <c>G_in = G</c> (BatchNorm; a custom normalisation).</summary>
-    public static LayerRule PassThrough { get; } = new(LayerKind.PassThrough, "pass-through");
+    /// <summary>The signal passes unchanged (<see cref="PassThroughRule"/>).</summary>
+    public static PassThroughRule PassThrough { get; } = new();
 
-    /// <summary>Two-input sums <c>y = a + b</c>: <c>G_a = (a ⊘ y) ⊙ G</c>, <c>G_b = (b ⊘ y) ⊙ G</c> (<see cref="Modules.ResidualSum"/>).</summary>
-    public static LayerRule ProportionalSum { get; } = new(LayerKind.ProportionalSum, "proportional split");
+    /// <summary>The proportional split of a sum with its default stabiliser (<see cref="ProportionalSplitRule"/>).</summary>
+    public static ProportionalSplitRule ProportionalSum { get; } = new();
 
-    /// <summary>The module's ordinary gradient (ReLU, MaxPool, Dropout, Flatten, containers).</summary>
-    public static LayerRule Gradient { get; } = new(LayerKind.Gradient, "plain gradient");
+    /// <summary>The module's ordinary gradient (<see cref="GradientRule"/>).</summary>
+    public static GradientRule Gradient { get; } = new();
 
-    /// <summary>No rule: the module in the path is an <see cref="UnsupportedLayerException"/>.</summary>
-    public static LayerRule Unsupported { get; } = new(LayerKind.Unsupported, "unsupported");
+    /// <summary>No rule: the module in the path is an <see cref="UnsupportedLayerException"/> (<see cref="UnsupportedRule"/>).</summary>
+    public static UnsupportedRule Unsupported { get; } = new();
 
     /// <inheritdoc/>
-    public override string ToString() => Name;
+    public sealed override string ToString() => Name;
 }

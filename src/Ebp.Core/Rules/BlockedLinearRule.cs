@@ -1,3 +1,4 @@
+using Ebp.Composites;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -44,22 +45,30 @@ internal sealed class BlockedLinearRule : IExcitationRule
            && weight.NumberOfElements * weight.ElementSize > MinWeightBytes;
 
     private readonly Tensor _weight;
+    private readonly Tensor? _bias;
+    private readonly Scalar _epsilon;
 
     /// <param name="weight">The layer's live weight [out, in]; read under no_grad in the backward pass.</param>
     /// <param name="rowsPerBlock">Output rows per block (≥ 1).</param>
-    public BlockedLinearRule(Tensor weight, long rowsPerBlock)
+    /// <param name="bias">The layer's live bias [out] when the rule includes it (clamped per pass like W), else null.</param>
+    /// <param name="epsilon">Added to Z.</param>
+    public BlockedLinearRule(Tensor weight, long rowsPerBlock, Tensor? bias = null, double epsilon = WPlusRule.ReferenceEpsilon)
     {
         if (weight.dim() != 2) throw new ArgumentException($"A linear weight is [out, in]; got [{string.Join(", ", weight.shape)}].", nameof(weight));
         ArgumentOutOfRangeException.ThrowIfLessThan(rowsPerBlock, 1);
         _weight = weight;
+        _bias = bias;
+        _epsilon = Scalars.Of(epsilon);
         RowsPerBlock = rowsPerBlock;
     }
 
-    public static BlockedLinearRule For(Linear linear, long blockBytes = DefaultBlockBytes)
+    public static BlockedLinearRule For(Linear linear, WPlusRule? rule = null, long blockBytes = DefaultBlockBytes)
     {
+        rule ??= LayerRule.Excitation;
         var weight = linear.weight ?? throw new InvalidOperationException("The linear layer has no weight.");
         long rowBytes = weight.shape[1] * weight.ElementSize;
-        return new BlockedLinearRule(weight, Math.Clamp(blockBytes / Math.Max(1, rowBytes), 1, Math.Max(1, weight.shape[0])));
+        return new BlockedLinearRule(weight, Math.Clamp(blockBytes / Math.Max(1, rowBytes), 1, Math.Max(1, weight.shape[0])),
+            rule.Bias == BiasHandling.Include ? linear.bias : null, rule.Epsilon);
     }
 
     public long RowsPerBlock { get; }
@@ -70,7 +79,9 @@ internal sealed class BlockedLinearRule : IExcitationRule
         return ExcitationFunction.apply(input, node);
     }
 
-    /// <summary>x ⊙ W⁺ᵀ(G ⊘ (W⁺x + ε)), with W⁺ = max(−W, 0) when <paramref name="negate"/> (contrastive pass).</summary>
+    private static Tensor ClampedBias(Tensor bias, bool negate) => (negate ? bias.neg() : bias.clone()).clamp_min_(Scalars.Zero);
+
+    /// <summary>x ⊙ W⁺ᵀ(G ⊘ (W⁺x [+ b⁺] + ε)), with W⁺ = max(−W, 0) (and b⁺ = max(−b, 0)) when <paramref name="negate"/> (contrastive pass).</summary>
     public Tensor Backward(Tensor x, Tensor g, bool negate)
     {
         using var scope = torch.NewDisposeScope();
@@ -91,7 +102,8 @@ internal sealed class BlockedLinearRule : IExcitationRule
             positive.copy_(block);
             if (negate) positive.neg_();
             positive.clamp_min_(Scalars.Zero);
-            using var zEps = nn.functional.linear(x2, positive).add_(Scalars.Epsilon);
+            using var biasBlock = _bias is null ? null : ClampedBias(_bias.narrow(0, r, n), negate);
+            using var zEps = nn.functional.linear(x2, positive, biasBlock).add_(_epsilon);
             using var gBlock = g2.narrow(1, r, n);
             using var s = gBlock.div(zEps);
             t.addmm_(s, positive, 1f, 1f);

@@ -34,7 +34,7 @@ internal sealed class CallTrace : IDisposable
     /// <summary>When set, the classifier layer's rule uses max(−W, 0) (contrastive pass).</summary>
     public bool NegateClassifier { get; set; }
 
-    /// <summary>Where <see cref="SignalProbe"/>s record, or null to record nothing.</summary>
+    /// <summary>Where <see cref="SignalRecorder"/>s record, or null to record nothing.</summary>
     public Dictionary<string, Tensor>? SignalSink { get; set; }
 
     public (string Layer, Exception Error)? Failure { get { lock (_failureLock) return _failure; } }

@@ -4,8 +4,8 @@ using static TorchSharp.torch;
 namespace Ebp.Rules;
 
 /// <summary>
-/// The Excitation Backprop rule for a layer that is linear with non-negative weights after clamping:
-/// <c>G_in = x ⊙ layerᵀ(G ⊘ (layer(x; W⁺) + 1e-20))</c>, bias ignored. Conv, Linear and (adaptive)
+/// The autograd side of <see cref="WPlusRule"/> for a layer that is linear with non-negative weights after clamping:
+/// <c>G_in = x ⊙ layerᵀ(G ⊘ (layer(x; W⁺) + ε))</c>. Conv, Linear and (adaptive)
 /// average pooling differ only in how <c>layer(x; W⁺)</c> is computed, which is the
 /// <see cref="PositiveForward"/> delegate; <c>layerᵀ</c> is taken by autograd through that same delegate,
 /// so strides, padding modes, groups and overlapping pooling windows need no code of their own.
@@ -14,16 +14,18 @@ namespace Ebp.Rules;
 /// </summary>
 internal sealed class ExcitationRule : IExcitationRule
 {
-    /// <summary>Epsilon added to Z, as in the reference (Z + 1e-20, not max).</summary>
-    public const double Epsilon = 1e-20;
-
-    /// <param name="positive">x ↦ layer(x; max(W, 0)) without bias.</param>
-    /// <param name="negated">x ↦ layer(x; max(−W, 0)) without bias, for the contrastive pass; null if the layer has no weights.</param>
-    public ExcitationRule(Func<Tensor, Tensor> positive, Func<Tensor, Tensor>? negated)
+    /// <param name="positive">x ↦ layer(x; max(W, 0)), with the bias as the rule's <see cref="BiasHandling"/> says.</param>
+    /// <param name="negated">x ↦ layer(x; max(−W, 0)) likewise, for the contrastive pass; null if the layer has no weights.</param>
+    /// <param name="epsilon">Added to Z (Z + ε, not max); the reference's by default.</param>
+    public ExcitationRule(Func<Tensor, Tensor> positive, Func<Tensor, Tensor>? negated, double epsilon = WPlusRule.ReferenceEpsilon)
     {
         PositiveForward = positive;
         NegatedForward = negated;
+        Epsilon = Scalars.Of(epsilon);
     }
+
+    /// <summary>ε as a long-lived scalar.</summary>
+    public Scalar Epsilon { get; }
 
     public Func<Tensor, Tensor> PositiveForward { get; }
     public Func<Tensor, Tensor>? NegatedForward { get; }
@@ -70,11 +72,11 @@ internal sealed class ExcitationNode : IExcitationNode
         using var grad = torch.enable_grad();
         // Z + ε is kept rather than Z: the ε shifts nothing in layerᵀ and is then added once, not per backward pass.
         _leaf = _scope.Keep(_x.detach().requires_grad_(true));
-        _zEps = _scope.Keep(_rule.PositiveForward(_leaf).add(Scalars.Epsilon, Scalars.One));
+        _zEps = _scope.Keep(_rule.PositiveForward(_leaf).add(_rule.Epsilon, Scalars.One));
         if (_negatable)
         {
             _negLeaf = _scope.Keep(_x.detach().requires_grad_(true));
-            _negZEps = _scope.Keep(_rule.NegatedForward!(_negLeaf).add(Scalars.Epsilon, Scalars.One));
+            _negZEps = _scope.Keep(_rule.NegatedForward!(_negLeaf).add(_rule.Epsilon, Scalars.One));
         }
     }
 

@@ -3,9 +3,9 @@ using static TorchSharp.torch;
 namespace Ebp.Rules;
 
 /// <summary>
-/// A backward rule for a layer that Excitation Backprop treats as linear with non-negative weights
-/// (conv, linear, average pooling): <c>G_in = x ⊙ layerᵀ(G ⊘ (layer(x; W⁺) + 1e-20))</c>. The two
-/// implementations differ only in how they evaluate it, not in the result.
+/// The autograd side of <see cref="WPlusRule"/> for one module (conv, linear, average pooling):
+/// <c>G_in = x ⊙ layerᵀ(G ⊘ (layer(x; W⁺) + ε))</c>. The two implementations differ only in how they evaluate
+/// it, not in the result.
 /// </summary>
 internal interface IExcitationRule
 {

@@ -1,36 +1,15 @@
-using TorchSharp;
-using static TorchSharp.torch;
+using Ebp.Composites;
 
 namespace Ebp.Rules;
 
 /// <summary>
-/// BatchNorm under Excitation Backprop: the signal passes through unchanged (<c>G_in = G</c>). The
-/// affine scale is not part of the winning probabilities, as in the reference.
+/// The signal passes unchanged, <c>G_in = G</c>: BatchNorm's rule (the affine scale is not part of the winning
+/// probabilities, as in the reference), or a normalisation of your own.
 /// </summary>
-internal static class PassThroughRule
+public sealed record PassThroughRule : LayerRule
 {
-    public static Tensor Attach(RuleScope scope, string name, Tensor input, Tensor output)
-        => PassThroughFunction.apply(input, new PassThroughNode(scope, name, scope.Keep(output.detach()), input.shape));
-}
+    internal override LayerKind Kind => LayerKind.PassThrough;
 
-internal sealed record PassThroughNode(RuleScope Scope, string Name, Tensor Output, long[] InputShape);
-
-internal sealed class PassThroughFunction : torch.autograd.SingleTensorFunction<PassThroughFunction>
-{
-    public override string Name => "EbpPassThrough";
-
-    public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
-    {
-        var node = (PassThroughNode)vars[1];
-        ctx.save_data("node", node);
-        return node.Output.detach();
-    }
-
-    public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor grad_output)
-    {
-        var node = (PassThroughNode)ctx.get_data("node");
-        return BackwardGuard.Run(node.Scope, node.Name,
-            () => new List<Tensor> { grad_output.reshape(node.InputShape), null! },
-            () => new List<Tensor> { torch.zeros(node.InputShape, grad_output.dtype, grad_output.device), null! });
-    }
+    /// <inheritdoc/>
+    public override string Name => "pass-through";
 }

@@ -18,6 +18,12 @@ internal sealed record ScopeConfig(
     /// <summary>Which rule goes on which module; Excitation Backprop's own by default.</summary>
     public Composite Composite { get; init; } = Composite.ExcitationBackprop;
 
+    /// <summary>Where signals are recorded (<see cref="SignalProbe"/>); null records none.</summary>
+    public SignalProbe? Probe { get; init; }
+
+    /// <summary>Whether the signal at <paramref name="layer"/>'s output is recorded.</summary>
+    public bool Reads(string layer) => Probe?.Reads(layer) ?? false;
+
     /// <summary>
     /// How many backward passes each layer above the saliency layer sees in this scope: the number of targets
     /// of a call, or <see cref="int.MaxValue"/> for a session. The contrastive classifier sees twice as many.
@@ -39,6 +45,7 @@ internal sealed class RuleScope : IDisposable
     private readonly ScopeConfig _config;
     private readonly List<Action> _removeHooks = new();
     private readonly Dictionary<nn.Module, IExcitationRule> _rules = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<string, LayerRule> _assigned = new();
     private readonly List<Tensor> _ownedWeights = new();
     private ModelStateGuard? _state;
     private CallTrace _trace = new(inputIsSaliency: false);
@@ -79,7 +86,7 @@ internal sealed class RuleScope : IDisposable
 
     public void RecordFailure(string layer, Exception ex) => _trace.RecordFailure(layer, ex);
 
-    /// <summary>Where <see cref="SignalProbe"/>s record, or null to record nothing.</summary>
+    /// <summary>Where <see cref="SignalRecorder"/>s record, or null to record nothing.</summary>
     public Dictionary<string, Tensor>? SignalSink { get => _trace.SignalSink; set => _trace.SignalSink = value; }
 
     public void RecordSignal(string name, Tensor g) => _trace.RecordSignal(name, g);
@@ -114,12 +121,13 @@ internal sealed class RuleScope : IDisposable
 
     private void InstallHook(string name, nn.Module module)
     {
-        var kind = _config.UseRules ? _config.Composite.RuleFor(name, module).Kind : LayerKind.Gradient;
+        var rule = _assigned[name] = _config.UseRules ? _config.Composite.RuleFor(name, module) : LayerRule.Gradient;
+        var kind = rule.Kind;
         bool twoInputs = module is nn.Module<Tensor, Tensor, Tensor>;
         if ((kind == LayerKind.ProportionalSum && !twoInputs) || (kind is LayerKind.Excitation or LayerKind.PassThrough && twoInputs)
             || (kind is LayerKind.Excitation or LayerKind.PassThrough or LayerKind.ProportionalSum && !twoInputs && module is not nn.Module<Tensor, Tensor>))
             throw new ArgumentException(
-                $"The composite gives layer '{name}' ({module.GetType().Name}) the {_config.Composite.RuleFor(name, module).Name} rule, " +
+                $"The composite gives layer '{name}' ({module.GetType().Name}) the {rule.Name} rule, " +
                 "which needs " + (kind == LayerKind.ProportionalSum ? "a module of two tensors (a sum)." : "a module of one tensor."));
         if (kind == LayerKind.Unsupported && AllowsPlainGradient(name)) kind = LayerKind.Gradient;
 
@@ -204,7 +212,7 @@ internal sealed class RuleScope : IDisposable
                         result = RuleFor(name, module).Attach(this, name, input, output, isClassifier: name == _config.ClassifierLayer);
                         break;
                     case LayerKind.PassThrough:
-                        result = PassThroughRule.Attach(this, name, input, output);
+                        result = PassThroughBackward.Attach(this, name, input, output);
                         break;
                 }
             }
@@ -225,7 +233,7 @@ internal sealed class RuleScope : IDisposable
         bool onPath = a.requires_grad || b.requires_grad;
         if (kind == LayerKind.Unsupported && (onPath || output.requires_grad)) throw new UnsupportedLayerException(name, module.GetType().Name);
         if (onPath && kind == LayerKind.ProportionalSum)
-            result = ProportionalSumRule.Attach(this, name, a, b, output);
+            result = ProportionalSplitBackward.Attach(this, name, a, b, output);
         return Tap(name, call, result);
     }
 
@@ -239,7 +247,7 @@ internal sealed class RuleScope : IDisposable
         var leaf = Keep(output.detach().requires_grad_(true));
         _trace.RecordSaliencyCut(call, leaf);
         var result = leaf.alias(); // containers dispose what flows through them; keep our own handle
-        return _config.CollectSignals ? SignalProbe.Attach(this, _config.SaliencyLayer, result) : result;
+        return _config.Reads(_config.SaliencyLayer) ? SignalRecorder.Attach(this, _config.SaliencyLayer, result) : result;
     }
 
     private Tensor Tap(string name, int call, Tensor result)
@@ -250,7 +258,7 @@ internal sealed class RuleScope : IDisposable
             _trace.RecordContrast(call, Keep(result));
             result = result.alias();
         }
-        if (_config.CollectSignals && result.requires_grad) result = SignalProbe.Attach(this, name, result);
+        if (_config.Reads(name) && result.requires_grad) result = SignalRecorder.Attach(this, name, result);
         return result;
     }
 
@@ -264,9 +272,13 @@ internal sealed class RuleScope : IDisposable
             if (_rules.TryGetValue(module, out var rule)) return rule;
             // The contrastive classifier runs two backward passes (W⁺ and max(−W, 0)) per target.
             long passes = name == _config.ClassifierLayer ? 2L * _config.BackwardPasses : _config.BackwardPasses;
-            return _rules[module] = RuleOverride?.Invoke(module) ?? ExcitationComposite.CreateExcitationRule(module, _ownedWeights, passes);
+            return _rules[module] = RuleOverride?.Invoke(module)
+                ?? ExcitationComposite.CreateExcitationRule(module, _ownedWeights, passes, AssignedRule(name) as WPlusRule);
         }
     }
+
+    /// <summary>The rule the composite gave the module called <paramref name="name"/> (read by the autograd side).</summary>
+    public LayerRule? AssignedRule(string name) => _assigned.GetValueOrDefault(name);
 
     public void Dispose()
     {

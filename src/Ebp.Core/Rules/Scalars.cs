@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using TorchSharp;
 
 namespace Ebp.Rules;
@@ -10,8 +11,13 @@ namespace Ebp.Rules;
 /// </summary>
 internal static class Scalars
 {
+    private static readonly ConcurrentDictionary<double, Scalar> Constants = new();
+
     public static readonly Scalar Zero = 0.0.ToScalar();
     public static readonly Scalar Half = 0.5.ToScalar();
     public static readonly Scalar One = 1.0.ToScalar();
-    public static readonly Scalar Epsilon = ExcitationRule.Epsilon.ToScalar();
+    public static readonly Scalar Epsilon = WPlusRule.ReferenceEpsilon.ToScalar();
+
+    /// <summary>A never-collected scalar for a rule's constant (rules' constants are few: one per value in use).</summary>
+    public static Scalar Of(double value) => value == WPlusRule.ReferenceEpsilon ? Epsilon : Constants.GetOrAdd(value, v => v.ToScalar());
 }

@@ -3,8 +3,11 @@ using static TorchSharp.torch;
 
 namespace Ebp.Rules;
 
-/// <summary>Identity in the forward pass; in the backward pass records the signal arriving at a module's output.</summary>
-internal static class SignalProbe
+/// <summary>
+/// The autograd side of <see cref="SignalProbe"/>: identity in the forward pass; in the backward pass records the
+/// signal arriving at a module's output.
+/// </summary>
+internal static class SignalRecorder
 {
     public static Tensor Attach(RuleScope scope, string name, Tensor output)
         => SignalProbeFunction.apply(output, new ProbeNode(scope, name, scope.Keep(output.detach())));
