@@ -64,6 +64,9 @@ internal sealed class RuleScope : IDisposable
     /// <summary>Every submodule by its state_dict-style name, in definition order (the root excluded).</summary>
     public IReadOnlyList<(string Name, nn.Module Module)> Modules { get; }
 
+    /// <summary>The thread of the call in progress; the hooks pass other threads' forward passes by (see <see cref="CallOwner"/>).</summary>
+    public CallOwner Owner { get; } = new();
+
     /// <summary>The current call's trace; replaced by <see cref="BeginForward"/>.</summary>
     public CallTrace Trace => _trace;
 
@@ -118,13 +121,13 @@ internal sealed class RuleScope : IDisposable
         {
             case nn.Module<Tensor, Tensor> single:
             {
-                var remover = single.register_forward_hook((m, input, output) => OnForward(name, m, kind, input, output));
+                var remover = single.register_forward_hook((m, input, output) => Owner.IsOwnForward() ? OnForward(name, m, kind, input, output) : output);
                 _removeHooks.Add(remover.remove);
                 break;
             }
             case nn.Module<Tensor, Tensor, Tensor> pair:
             {
-                var remover = pair.register_forward_hook((m, a, b, output) => OnForward2(name, kind, a, b, output));
+                var remover = pair.register_forward_hook((m, a, b, output) => Owner.IsOwnForward() ? OnForward2(name, kind, a, b, output) : output);
                 _removeHooks.Add(remover.remove);
                 break;
             }
@@ -147,7 +150,7 @@ internal sealed class RuleScope : IDisposable
         if (register is null) return;
         Action<nn.Module> guard = _ =>
         {
-            if (SaliencyReached) throw new UnsupportedLayerException(name, module.GetType().Name);
+            if (Owner.IsOwnForward() && SaliencyReached) throw new UnsupportedLayerException(name, module.GetType().Name);
         };
         var remover = register.Invoke(module, new object[] { guard });
         var remove = remover?.GetType().GetMethod("remove");

@@ -45,7 +45,7 @@ public sealed class DroppedSessionTests
         Assert.IsFalse(model.training);
         Collect();
 
-        var other = Task.Run(() =>
+        var other = OtherThread.Run(() =>
         {
             using var scope = torch.NewDisposeScope();
             using var r = explainer.Explain(x, SaliencyTarget.Class(1), Options);
@@ -90,7 +90,7 @@ public sealed class DroppedSessionTests
         var impatient = new SaliencyExplainer(model) { WaitTimeout = TimeSpan.FromMilliseconds(300) };
         using (var session = explainer.OpenSession(Options))
         {
-            var other = Task.Run(() => impatient.Explain(x, SaliencyTarget.Class(1), Options));
+            var other = OtherThread.Run(() => impatient.Explain(x, SaliencyTarget.Class(1), Options));
             var ex = Assert.ThrowsExactly<TimeoutException>(() => other.GetAwaiter().GetResult());
             StringAssert.Contains(ex.Message, "SaliencySession");
             StringAssert.Contains(ex.Message, nameof(DroppedSessionTests) + ".cs:");

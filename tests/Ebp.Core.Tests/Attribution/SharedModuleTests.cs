@@ -68,7 +68,7 @@ public sealed class SharedModuleTests
         var session = new SaliencyExplainer(model).OpenSession(new SaliencyOptions { SaliencyLayer = "3" });
         var ownThread = Assert.ThrowsExactly<InvalidOperationException>(() => wrapped.Explain(x, SaliencyTarget.Class(2), onWrapper));
         StringAssert.Contains(ownThread.Message, "SaliencySession");
-        var other = Task.Run(() =>
+        var other = OtherThread.Run(() =>
         {
             using var scope = torch.NewDisposeScope();
             using var r = wrapped.Explain(x, SaliencyTarget.Class(2), onWrapper);
