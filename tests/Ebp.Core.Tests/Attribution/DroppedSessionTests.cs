@@ -33,70 +33,57 @@ public sealed class DroppedSessionTests
     [TestMethod]
     public void DroppedSession_AfterCollection_AnotherThreadExplains_AndTheModelEndsAsItWas()
     {
-        using var model = TestModels.CnnWithBn(90);
-        model.train();
-        using var x = TestModels.Image(91, 1, 3, 12, 12);
-        using var snapshot = new ModelSnapshot(model, x);
-        var explainer = new SaliencyExplainer(model);
-        using var expected = explainer.Explain(x, SaliencyTarget.Class(1), Options);
-
-        OpenAndDrop(explainer, x);
-        Assert.AreNotEqual(0, TestModels.HookCount(model), "the dropped session's hooks are still on the model");
-        Assert.IsFalse(model.training);
+        using var m = new ExplainedModel(90, Options, training: true);
+        OpenAndDrop(m.Explainer, m.X);
+        Assert.AreNotEqual(0, TestModels.HookCount(m.Model), "the dropped session's hooks are still on the model");
+        Assert.IsFalse(m.Model.training);
         Collect();
 
         var other = OtherThread.Run(() =>
         {
             using var scope = torch.NewDisposeScope();
-            using var r = explainer.Explain(x, SaliencyTarget.Class(1), Options);
-            return TestModels.Same(r.Map, expected.Map);
+            using var r = m.Explainer.Explain(m.X, SaliencyTarget.Class(1), Options);
+            return TestModels.Same(r.Map, m.Expected.Map);
         });
         Assert.IsTrue(other.Wait(TimeSpan.FromSeconds(20)), "the other thread's call must not wait for the dropped session");
         Assert.IsTrue(other.Result, "its map equals the one before the session");
-        snapshot.AssertUnchanged("after the dropped session was released");
-        Assert.IsTrue(model.training);
+        m.Snapshot.AssertUnchanged("after the dropped session was released");
+        Assert.IsTrue(m.Model.training);
     }
 
     [TestMethod]
     public void DroppedSession_AfterCollection_TheSameThreadCanOpenANewSession_AndLoadWeights()
     {
-        using var model = TestModels.CnnWithBn(92);
-        using var x = TestModels.Image(93, 1, 3, 12, 12);
-        using var snapshot = new ModelSnapshot(model, x);
-        var explainer = new SaliencyExplainer(model);
-        using var expected = explainer.Explain(x, SaliencyTarget.Class(1), Options);
-
-        OpenAndDrop(explainer, x);
+        using var m = new ExplainedModel(92, Options);
+        OpenAndDrop(m.Explainer, m.X);
         Collect();
-        using (var session = explainer.OpenSession(Options))
-        using (var r = session.Explain(x, SaliencyTarget.Class(1)))
-            Assert.IsTrue(TestModels.Same(r.Map, expected.Map));
-        snapshot.AssertUnchanged("after a new session on the same thread");
+        using (var session = m.Explainer.OpenSession(Options))
+        using (var r = session.Explain(m.X, SaliencyTarget.Class(1)))
+            Assert.IsTrue(TestModels.Same(r.Map, m.Expected.Map));
+        m.Snapshot.AssertUnchanged("after a new session on the same thread");
 
-        OpenAndDrop(explainer, x);
+        OpenAndDrop(m.Explainer, m.X);
         Collect();
         // Loading weights is refused while a session is open; a collected one no longer counts.
-        WeightLoader.LoadStateDict(model, model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
-        snapshot.AssertUnchanged("after loading the same weights");
+        WeightLoader.LoadStateDict(m.Model, m.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()));
+        m.Snapshot.AssertUnchanged("after loading the same weights");
     }
 
     [TestMethod]
     public void LiveSessionOnAnotherThread_MakesACallFailAfterTheTimeout_NamingWhereTheSessionWasOpened()
     {
-        using var model = TestModels.CnnWithBn(94);
-        using var x = TestModels.Image(95, 1, 3, 12, 12);
-        using var snapshot = new ModelSnapshot(model, x);
-        var explainer = new SaliencyExplainer(model);
-        var impatient = new SaliencyExplainer(model) { WaitTimeout = TimeSpan.FromMilliseconds(300) };
-        using (var session = explainer.OpenSession(Options))
+        using var m = new ExplainedModel(94, Options);
+        var impatient = new SaliencyExplainer(m.Model) { WaitTimeout = TimeSpan.FromMilliseconds(300) };
+        using (var session = m.Explainer.OpenSession(Options))
         {
-            var other = OtherThread.Run(() => impatient.Explain(x, SaliencyTarget.Class(1), Options));
+            var other = OtherThread.Run(() => impatient.Explain(m.X, SaliencyTarget.Class(1), Options));
             var ex = Assert.ThrowsExactly<TimeoutException>(() => other.GetAwaiter().GetResult());
             StringAssert.Contains(ex.Message, "SaliencySession");
             StringAssert.Contains(ex.Message, nameof(DroppedSessionTests) + ".cs:");
             StringAssert.Contains(ex.Message, "Dispose");
-            using var r = session.Explain(x, SaliencyTarget.Class(1));
+            using var r = session.Explain(m.X, SaliencyTarget.Class(1));
+            Assert.IsTrue(TestModels.Same(r.Map, m.Expected.Map), "the session is unaffected by the caller that gave up");
         }
-        snapshot.AssertUnchanged("after the timeout and the session");
+        m.Snapshot.AssertUnchanged("after the timeout and the session");
     }
 }

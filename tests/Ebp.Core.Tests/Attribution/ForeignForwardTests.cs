@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -16,12 +15,9 @@ public sealed class ForeignForwardTests
     [TestMethod]
     public void PlainForwardOnAnotherThread_DuringTheEbpForward_FailsBothNamingTheCause()
     {
-        using var model = TestModels.CnnWithBn(100);
-        using var x = TestModels.Image(101, 1, 3, 12, 12);
-        using var snapshot = new ModelSnapshot(model, x);
-        var explainer = new SaliencyExplainer(model);
         var options = new SaliencyOptions { SaliencyLayer = "3" };
-        using var expected = explainer.Explain(x, SaliencyTarget.Class(1), options);
+        using var m = new ExplainedModel(100, options);
+        var (model, x) = (m.Model, m.X);
 
         // The user's own hook on layer 8 starts a plain forward pass on another thread in the middle of Ebp's pass.
         var layer = (nn.Module<Tensor, Tensor>)model.named_modules().Single(n => n.name == "8").module;
@@ -45,46 +41,31 @@ public sealed class ForeignForwardTests
             }
             return output;
         });
-        var ex = Assert.ThrowsExactly<InvalidOperationException>(() => explainer.Explain(x, SaliencyTarget.Class(1), options));
+        var ex = Assert.ThrowsExactly<InvalidOperationException>(() => m.Explainer.Explain(x, SaliencyTarget.Class(1), options));
         StringAssert.Contains(ex.Message, Cause);
         Assert.IsInstanceOfType<InvalidOperationException>(plainError, "the plain forward pass fails too, rather than run on Ebp's hooks");
         StringAssert.Contains(plainError!.Message, "Ebp");
         userHook.remove();
 
-        snapshot.AssertUnchanged("after the failed call");
-        using var again = explainer.Explain(x, SaliencyTarget.Class(1), options);
-        Assert.IsTrue(TestModels.Same(again.Map, expected.Map), "the next call gives the sequential map");
+        m.Snapshot.AssertUnchanged("after the failed call");
+        using var again = m.Explainer.Explain(x, SaliencyTarget.Class(1), options);
+        Assert.IsTrue(TestModels.Same(again.Map, m.Expected.Map), "the next call gives the sequential map");
     }
 
     [TestMethod]
     public void PlainForwardsOnAnotherThread_BesideTwelveExplainCalls_EachCallSucceedsOrNamesTheCause()
     {
-        using var model = TestModels.CnnWithBn(102);
-        model.eval();
-        using var x = TestModels.Image(103, 1, 3, 12, 12);
-        using var snapshot = new ModelSnapshot(model, x);
-        var explainer = new SaliencyExplainer(model);
         var options = new SaliencyOptions { Method = SaliencyMethod.ContrastiveExcitationBackprop, SaliencyLayer = "3", ContrastLayer = "9" };
-        using var expected = explainer.Explain(x, SaliencyTarget.Class(1), options);
+        using var m = new ExplainedModel(102, options);
+        var (model, x) = (m.Model, m.X);
         Tensor reference;
         using (torch.no_grad()) reference = model.call(x).detach().clone();
 
-        var wrong = new ConcurrentBag<string>();
-        int succeeded = 0, named = 0, done = 0;
+        var tally = new CallTally(m.Expected.Map, e => e is InvalidOperationException && e.Message.Contains(Cause));
+        int done = 0;
         var ebp = new Thread(() =>
         {
-            for (int call = 0; call < 12; call++)
-            {
-                try
-                {
-                    using var scope = torch.NewDisposeScope();
-                    using var r = explainer.Explain(x, SaliencyTarget.Class(1), options);
-                    if (TestModels.Same(r.Map, expected.Map)) Interlocked.Increment(ref succeeded);
-                    else wrong.Add("a map differs from the sequential one");
-                }
-                catch (InvalidOperationException e) when (e.Message.Contains(Cause)) { Interlocked.Increment(ref named); }
-                catch (Exception e) { wrong.Add(e.GetType().Name + ": " + e.Message); }
-            }
+            for (int call = 0; call < 12; call++) tally.Run(() => m.Explainer.Explain(x, SaliencyTarget.Class(1), options));
             Volatile.Write(ref done, 1);
         });
         var plain = new Thread(() =>
@@ -96,7 +77,7 @@ public sealed class ForeignForwardTests
                     using var scope = torch.NewDisposeScope();
                     using var _ = torch.no_grad();
                     var y = model.call(x);
-                    if ((y - reference).abs().max().item<float>() > 1e-5f) wrong.Add("a plain forward pass gave another output");
+                    if ((y - reference).abs().max().item<float>() > 1e-5f) tally.Wrong("a plain forward pass gave another output");
                 }
                 catch (Exception) { } // refused while Ebp holds the model: allowed, an output that differs is not
             }
@@ -106,9 +87,8 @@ public sealed class ForeignForwardTests
         ebp.Join();
         plain.Join();
 
-        Assert.AreEqual(0, wrong.Count, string.Join("\n", wrong.Distinct()));
-        Assert.AreEqual(12, succeeded + named);
-        snapshot.AssertUnchanged("after both threads");
+        tally.AssertAll(12);
+        m.Snapshot.AssertUnchanged("after both threads");
         reference.Dispose();
     }
 }
