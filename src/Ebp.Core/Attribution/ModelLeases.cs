@@ -51,8 +51,11 @@ internal static class ModelLeases
         /// </summary>
         public void HoldFor(SaliencySession session, Action restore)
         {
-            _restore = restore;
-            _session = new WeakReference<SaliencySession>(session);
+            lock (Sync) // seen by the waiters, which read it under the same lock
+            {
+                _restore = restore;
+                _session = new WeakReference<SaliencySession>(session);
+            }
         }
 
         /// <summary>Opened by a session that the garbage collector has collected, and not yet restored.</summary>
@@ -86,18 +89,19 @@ internal static class ModelLeases
     }
 
     /// <summary>
-    /// Takes every module of <paramref name="model"/>'s tree for <paramref name="holder"/>, waiting up to
-    /// <paramref name="timeout"/> for the callers that hold any of them. A session that was collected without being
-    /// disposed is restored here, on this thread, instead of being waited for.
+    /// Takes every module of <paramref name="model"/>'s tree for <paramref name="holder"/>, waiting for the callers that
+    /// hold any of them: for one-off calls as long as they run (they always end), for open sessions up to
+    /// <paramref name="timeout"/> in all. A session that was collected without being disposed is restored here, on this
+    /// thread, instead of being waited for.
     /// </summary>
     /// <exception cref="InvalidOperationException">This thread itself holds one of the modules (an open session, a nested call).</exception>
-    /// <exception cref="TimeoutException">Another holder kept a module longer than <paramref name="timeout"/>.</exception>
+    /// <exception cref="TimeoutException">An open session kept a module longer than <paramref name="timeout"/>.</exception>
     public static Lease Acquire(nn.Module model, string holder, TimeSpan timeout)
     {
         var slots = model.modules().Prepend(model).Distinct(ReferenceEqualityComparer.Instance).Cast<nn.Module>()
             .Select(m => Slots.GetValue(m, _ => new Slot())).ToArray();
         var lease = new Lease(slots, holder);
-        var clock = Stopwatch.StartNew();
+        var waitedForSessions = TimeSpan.Zero;
         while (true)
         {
             Lease? blocker;
@@ -112,9 +116,11 @@ internal static class ModelLeases
                 if (!blocker.IsAbandoned)
                 {
                     if (blocker.Thread == lease.Thread && !blocker.IsClosing) throw HeldByThisThread(model, blocker);
-                    var left = timeout == Timeout.InfiniteTimeSpan ? Poll : timeout - clock.Elapsed;
+                    var left = timeout == Timeout.InfiniteTimeSpan || !blocker.IsSession ? Poll : timeout - waitedForSessions;
                     if (left <= TimeSpan.Zero) throw TimedOut(model, blocker, timeout);
+                    long start = Stopwatch.GetTimestamp();
                     Monitor.Wait(Sync, left < Poll ? left : Poll);
+                    if (blocker.IsSession) waitedForSessions += Stopwatch.GetElapsedTime(start);
                     continue;
                 }
             }
@@ -169,10 +175,8 @@ internal static class ModelLeases
     private static TimeoutException TimedOut(nn.Module model, Lease blocker, TimeSpan timeout) => new(
         $"This call waited {timeout.TotalSeconds:0.###} s (SaliencyExplainer.WaitTimeout) for {blocker.Holder}, which holds this model " +
         $"({model.GetType().Name}) or modules it shares, and gave up; nothing was changed. " +
-        (blocker.IsSession
-            ? "Dispose that session when it is no longer needed (using var session = explainer.OpenSession(...)): a session dropped " +
-              "without Dispose keeps its hooks on the model until the garbage collector has collected it. "
-            : "") +
+        "Dispose that session when it is no longer needed (using var session = explainer.OpenSession(...)): a session dropped " +
+        "without Dispose keeps its hooks on the model until the garbage collector has collected it. " +
         "Otherwise explain a separate model instance on this thread, or raise WaitTimeout.");
 
     private static string Capitalised(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];

@@ -16,7 +16,7 @@ namespace Ebp;
 /// model runs in eval mode with frozen parameters during the call; its training and
 /// <c>requires_grad</c> flags are restored afterwards, and its outputs are unchanged. Calls on the same
 /// model instance, or on models that share modules (a model and a <c>Sequential</c> wrapping it), are serialised; a
-/// call waits up to <see cref="WaitTimeout"/> for the others. Use one model instance per thread for parallel work, and
+/// call waits up to <see cref="WaitTimeout"/> for an open session. Use one model instance per thread for parallel work, and
 /// do not run the model yourself (<c>model.call</c>) on another thread during a call: that call then fails, saying so.
 /// <example>
 /// <code>
@@ -47,11 +47,11 @@ public sealed class SaliencyExplainer
     public nn.Module<Tensor, Tensor> Model { get; }
 
     /// <summary>
-    /// How long a call (or <see cref="OpenSession"/>) waits while another Ebp call or an open <see cref="SaliencySession"/>
-    /// holds this model or modules it shares, before it fails with a <see cref="TimeoutException"/> naming the holder
-    /// (for a session: where it was opened). 30 seconds by default; <see cref="Timeout.InfiniteTimeSpan"/> waits for ever.
-    /// A session that was dropped without <c>Dispose</c> and has been garbage-collected is not waited for: the next call
-    /// removes its rules and restores the model.
+    /// How long a call (or <see cref="OpenSession"/>) waits while an open <see cref="SaliencySession"/> holds this model or
+    /// modules it shares, before it fails with a <see cref="TimeoutException"/> naming the session and where it was opened.
+    /// 30 seconds by default; <see cref="Timeout.InfiniteTimeSpan"/> waits for ever. Other one-off calls are waited for as
+    /// long as they run (they always end). A session that was dropped without <c>Dispose</c> and has been garbage-collected
+    /// is not waited for: the next call removes its rules and restores the model.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">Not positive and not <see cref="Timeout.InfiniteTimeSpan"/>.</exception>
     public TimeSpan WaitTimeout
@@ -69,7 +69,7 @@ public sealed class SaliencyExplainer
     /// <exception cref="ArgumentOutOfRangeException">A target class outside the model's classes.</exception>
     /// <exception cref="UnsupportedLayerException">A layer without a rule lies in the path.</exception>
     /// <exception cref="EbpRuleException">A rule failed in the backward pass.</exception>
-    /// <exception cref="TimeoutException">Another call or session held the model longer than <see cref="WaitTimeout"/>.</exception>
+    /// <exception cref="TimeoutException">An open session held the model longer than <see cref="WaitTimeout"/>.</exception>
     /// <exception cref="InvalidOperationException">A session is open on the model in this thread, or the model ran outside Ebp
     /// on another thread during the call.</exception>
     public SaliencyResult Explain(Tensor input, SaliencyTarget target, SaliencyOptions? options = null)
@@ -85,7 +85,7 @@ public sealed class SaliencyExplainer
     /// top-k predictions via <see cref="SaliencyTarget.TopK"/>).
     /// </summary>
     /// <returns>One result per target, in order; each result owns its tensors.</returns>
-    /// <exception cref="TimeoutException">Another call or session held the model longer than <see cref="WaitTimeout"/>.</exception>
+    /// <exception cref="TimeoutException">An open session held the model longer than <see cref="WaitTimeout"/>.</exception>
     /// <exception cref="InvalidOperationException">A session is open on the model in this thread, or the model ran outside Ebp
     /// on another thread during the call.</exception>
     public IReadOnlyList<SaliencyResult> ExplainEach(Tensor input, IReadOnlyList<SaliencyTarget> targets, SaliencyOptions? options = null)
@@ -119,7 +119,7 @@ public sealed class SaliencyExplainer
     /// gives up waiting for it.</param>
     /// <param name="callerLine">Filled in by the compiler (see <paramref name="callerFile"/>).</param>
     /// <param name="callerMember">Filled in by the compiler (see <paramref name="callerFile"/>).</param>
-    /// <exception cref="TimeoutException">Another call or session held the model longer than <see cref="WaitTimeout"/>.</exception>
+    /// <exception cref="TimeoutException">An open session held the model longer than <see cref="WaitTimeout"/>.</exception>
     /// <exception cref="InvalidOperationException">A session is already open on the model in this thread.</exception>
     public SaliencySession OpenSession(SaliencyOptions? options = null, [CallerFilePath] string callerFile = "",
                                        [CallerLineNumber] int callerLine = 0, [CallerMemberName] string callerMember = "")

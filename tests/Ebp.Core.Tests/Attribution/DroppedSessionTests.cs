@@ -86,4 +86,25 @@ public sealed class DroppedSessionTests
         }
         m.Snapshot.AssertUnchanged("after the timeout and the session");
     }
+
+    [TestMethod]
+    public void OneOffCallLongerThanTheTimeout_IsWaitedFor_NotTimedOut()
+    {
+        using var m = new ExplainedModel(96, Options);
+        using var installed = new ManualResetEventSlim();
+        // The slow call holds the model well past the other caller's timeout: one-off calls always end, so it waits.
+        var slow = new SaliencyExplainer(m.Model) { ScopeCreated = _ => { installed.Set(); Thread.Sleep(800); } };
+        var impatient = new SaliencyExplainer(m.Model) { WaitTimeout = TimeSpan.FromMilliseconds(100) };
+        var first = OtherThread.Run(() =>
+        {
+            using var scope = torch.NewDisposeScope();
+            using var r = slow.Explain(m.X, SaliencyTarget.Class(1), Options);
+            return TestModels.Same(r.Map, m.Expected.Map);
+        });
+        Assert.IsTrue(installed.Wait(TimeSpan.FromSeconds(20)));
+        using (var r = impatient.Explain(m.X, SaliencyTarget.Class(1), Options))
+            Assert.IsTrue(TestModels.Same(r.Map, m.Expected.Map));
+        Assert.IsTrue(first.Wait(TimeSpan.FromSeconds(20)) && first.Result);
+        m.Snapshot.AssertUnchanged("after both calls");
+    }
 }
