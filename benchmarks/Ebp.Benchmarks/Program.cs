@@ -5,7 +5,7 @@ using Ebp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-// dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick] [--only baseline|linear|classes|memory|mlnet] [--model vgg16|resnet50]
+// dotnet run -c Release --project benchmarks/Ebp.Benchmarks -- [--runs N] [--warmup N] [--threads N] [--quick] [--only baseline|linear|classes|memory|soak|mlnet] [--model vgg16|resnet50]
 // Idle OpenMP threads must sleep, not spin, on a shared host: set before libtorch loads.
 Ebp.Threading.TorchThreads.PreferPassiveWaiting();
 var runsOption = new Option<int>("--runs") { Description = "Timed runs per figure (medians).", DefaultValueFactory = _ => 5 };
@@ -13,7 +13,7 @@ var warmupOption = new Option<int>("--warmup") { Description = "Untimed warm-up 
 var threadsOption = new Option<int>("--threads") { Description = "Torch intra-op threads.", DefaultValueFactory = _ => 2 };
 var quickOption = new Option<bool>("--quick") { Description = "Fewer configurations." };
 var onlyOption = new Option<string?>("--only") { Description = "One section." };
-onlyOption.AcceptOnlyFromAmong("baseline", "linear", "classes", "memory", "mlnet");
+onlyOption.AcceptOnlyFromAmong("baseline", "linear", "classes", "memory", "soak", "mlnet");
 var modelOption = new Option<string?>("--model") { Description = "Only this model (to re-measure one on a quiet machine)." };
 modelOption.AcceptOnlyFromAmong("vgg16", "resnet50");
 var root = new RootCommand("Ebp benchmarks: EBP and c-EBP against their FLOP bound and baselines measured in the same run.")
@@ -36,6 +36,7 @@ if (only is null or "baseline") Sections.Baseline(quick, runs, warmup);
 if (only is null or "linear") Sections.LinearHead(runs, warmup);
 if (only is null or "classes") Sections.ManyClasses(runs, warmup);
 if (only is null or "memory") Sections.Memory(quick);
+if (only is null or "soak") Sections.Soak(quick);
 if (only is null or "mlnet") MlNetSection.Run(runs, warmup);
 return 0;
 
@@ -187,7 +188,7 @@ internal static class Sections
         }
     }
 
-    /// <summary>Peak RSS per batch size, and RSS drift over many calls (steady memory).</summary>
+    /// <summary>Peak RSS per batch size (steady memory over many calls: <see cref="Soak"/>).</summary>
     public static void Memory(bool quick)
     {
         Console.WriteLine();
@@ -207,24 +208,48 @@ internal static class Sections
                 Console.WriteLine($"| {batch} | {Harness.RssBytes() / 1048576.0:F0} | {Harness.PeakRssBytes() / 1048576.0:F0} |");
             }
         }
+    }
 
-        // Soak: many calls of a small model; RSS after 2,000 calls against RSS after 200.
-        int calls = quick ? 400 : 2000, early = quick ? 40 : 200;
+    /// <summary>
+    /// Steady memory over many calls of a small model (cluttered-MNIST-sized VGG, 1×80×80, batch 8, each call in a dispose
+    /// scope): RSS after a collection every 500 calls, for plain forward passes (the baseline, same process), then EBP,
+    /// then contrastive EBP. Growth per 1,000 calls is the least-squares slope of a phase's samples, the first taken after
+    /// its first 500 calls (which include its warm-up); the ratio is the phase's last sample against its first.
+    /// </summary>
+    public static void Soak(bool quick)
+    {
+        int scale = quick ? 10 : 1, every = 500 / scale;
         using var small = new Vgg(new VggConfig(new object[] { 16, 16, "M", 32, 32, "M", 64, 64, "M" }, BatchNorm: true, InChannels: 1, Hidden: 128, NumClasses: 10, PoolHeight: 5, PoolWidth: 5));
         small.eval();
         var ex = new SaliencyExplainer(small);
         using var input = torch.rand(8, 1, 80, 80);
-        long rssEarly = 0;
+        var ebp = new SaliencyOptions { SaliencyLayer = "features.6" };
         var cebp = new SaliencyOptions { Method = SaliencyMethod.ContrastiveExcitationBackprop, SaliencyLayer = "features.6", ContrastLayer = "classifier.4" };
-        for (int i = 1; i <= calls; i++)
-        {
-            using var s = torch.NewDisposeScope();
-            ex.Explain(input, SaliencyTarget.Class(i % 10), cebp);
-            if (i == early) { GC.Collect(); rssEarly = Harness.RssBytes(); }
-        }
-        GC.Collect();
-        long rssLate = Harness.RssBytes();
         Console.WriteLine();
-        Console.WriteLine($"Soak (cluttered-MNIST-sized VGG, 1×80×80, batch 8, c-EBP): RSS after {early} calls {rssEarly / 1048576.0:F1} MiB, after {calls} calls {rssLate / 1048576.0:F1} MiB: ratio {(double)rssLate / rssEarly:F3}.");
+        Console.WriteLine($"## Soak (cluttered-MNIST-sized VGG, 1×80×80, batch 8, torch threads {torch.get_num_threads()})");
+        Console.WriteLine();
+        Console.WriteLine($"| phase | calls | RSS every {every:N0} calls (MiB) | growth per 1,000 calls (MiB, least squares) | last ÷ first |");
+        Console.WriteLine("|---|---:|---|---:|---:|");
+        void Phase(string name, int calls, Action<int> call)
+        {
+            var samples = new List<double>();
+            for (int i = 1; i <= calls; i++)
+            {
+                using (var s = torch.NewDisposeScope()) call(i);
+                if (i % every != 0) continue;
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                samples.Add(Harness.RssBytes() / 1048576.0);
+            }
+            // Least-squares slope over the samples (x = calls): one noisy sample moves it less than last − first does.
+            double mx = (samples.Count - 1) / 2.0, my = samples.Average();
+            double growth = samples.Count > 1
+                ? samples.Select((v, k) => (k - mx) * (v - my)).Sum() / samples.Select((_, k) => (k - mx) * (k - mx)).Sum() * (1000.0 / every)
+                : double.NaN;
+            Console.WriteLine($"| {name} | {calls} | {string.Join(", ", samples.Select(v => v.ToString("F1")))} | {growth:+0.00;-0.00;0.00} | {samples[^1] / samples[0]:F3} |");
+        }
+        Phase("forward (baseline)", 2000 / scale, _ => { using var noGrad = torch.no_grad(); small.call(input); });
+        Phase("EBP @features.6", 5000 / scale, i => ex.Explain(input, SaliencyTarget.Class(i % 10), ebp).Dispose());
+        Phase("c-EBP @features.6 / classifier.4", 2000 / scale, i => ex.Explain(input, SaliencyTarget.Class(i % 10), cebp).Dispose());
     }
 }

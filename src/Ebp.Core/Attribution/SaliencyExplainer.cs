@@ -15,7 +15,9 @@ namespace Ebp;
 /// "How it works"), runs one forward pass, and removes everything again, also when the call fails. The
 /// model runs in eval mode with frozen parameters during the call; its training and
 /// <c>requires_grad</c> flags are restored afterwards, and its outputs are unchanged. Calls on the same
-/// model instance are serialised; use one model instance per thread for parallel work.
+/// model instance, or on models that share modules (a model and a <c>Sequential</c> wrapping it), are serialised; a
+/// call waits up to <see cref="WaitTimeout"/> for an open session. Use one model instance per thread for parallel work, and
+/// do not run the model yourself (<c>model.call</c>) on another thread during a call: that call then fails, saying so.
 /// <example>
 /// <code>
 /// using var model = ModelZoo.Create("vgg16");
@@ -29,15 +31,10 @@ namespace Ebp;
 /// </remarks>
 public sealed class SaliencyExplainer
 {
-    private static readonly ConditionalWeakTable<nn.Module, ModelGate> Gates = new();
+    private readonly TimeSpan _waitTimeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>One caller at a time per model instance: hooks and flags live on the model.</summary>
-    internal sealed class ModelGate
-    {
-        public readonly SemaphoreSlim Semaphore = new(1, 1);
-        public volatile int SessionThread = -1;
-    }
-
+    /// <summary>Explains <paramref name="model"/>.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="model"/> is null.</exception>
     public SaliencyExplainer(nn.Module<Tensor, Tensor> model)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
@@ -50,6 +47,22 @@ public sealed class SaliencyExplainer
     public nn.Module<Tensor, Tensor> Model { get; }
 
     /// <summary>
+    /// How long a call (or <see cref="OpenSession"/>) waits while an open <see cref="SaliencySession"/> holds this model or
+    /// modules it shares, before it fails with a <see cref="TimeoutException"/> naming the session and where it was opened.
+    /// 30 seconds by default; <see cref="Timeout.InfiniteTimeSpan"/> waits for ever. Other one-off calls are waited for as
+    /// long as they run (they always end). A session that was dropped without <c>Dispose</c> and has been garbage-collected
+    /// is not waited for: the next call removes its rules and restores the model.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Not positive and not <see cref="Timeout.InfiniteTimeSpan"/>.</exception>
+    public TimeSpan WaitTimeout
+    {
+        get => _waitTimeout;
+        init => _waitTimeout = value > TimeSpan.Zero || value == Timeout.InfiniteTimeSpan ? value
+            : throw new ArgumentOutOfRangeException(nameof(WaitTimeout), value,
+                "WaitTimeout must be positive (e.g. TimeSpan.FromSeconds(30)), or Timeout.InfiniteTimeSpan to wait for ever.");
+    }
+
+    /// <summary>
     /// Computes the saliency map of <paramref name="input"/> <c>[B, C, ...]</c> for <paramref name="target"/>.
     /// </summary>
     /// <exception cref="ArgumentException">Unknown layer names, a layer order that cannot work, an input that does not fit the model or holds NaN/∞, a target that does not fit the output.</exception>
@@ -58,6 +71,9 @@ public sealed class SaliencyExplainer
     /// <exception cref="EbpRuleException">A rule failed in the backward pass.</exception>
     /// <exception cref="ModelForwardException">The model failed in its forward pass; names the layer.</exception>
     /// <exception cref="CustomAutogradFunctionException">A layer in the path runs an autograd function of your own (see docs/EXTENDING.md).</exception>
+    /// <exception cref="TimeoutException">An open session held the model longer than <see cref="WaitTimeout"/>.</exception>
+    /// <exception cref="InvalidOperationException">A session is open on the model in this thread, or the model ran outside Ebp
+    /// on another thread during the call.</exception>
     public SaliencyResult Explain(Tensor input, SaliencyTarget target, SaliencyOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(target);
@@ -71,6 +87,9 @@ public sealed class SaliencyExplainer
     /// top-k predictions via <see cref="SaliencyTarget.TopK"/>).
     /// </summary>
     /// <returns>One result per target, in order; each result owns its tensors.</returns>
+    /// <exception cref="TimeoutException">An open session held the model longer than <see cref="WaitTimeout"/>.</exception>
+    /// <exception cref="InvalidOperationException">A session is open on the model in this thread, or the model ran outside Ebp
+    /// on another thread during the call.</exception>
     public IReadOnlyList<SaliencyResult> ExplainEach(Tensor input, IReadOnlyList<SaliencyTarget> targets, SaliencyOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -81,61 +100,63 @@ public sealed class SaliencyExplainer
         var config = Validate(options, ModelInspection.NamedModules(Model)) with { BackwardPasses = targets.Count };
         ValidateInput(input);
 
-        var gate = Enter();
-        try
-        {
-            using var scope = torch.NewDisposeScope();
-            using var rules = new RuleScope(Model, config);
-            ScopeCreated?.Invoke(rules);
-            return Run(rules, config, options, input, targets);
-        }
-        finally
-        {
-            gate.Semaphore.Release();
-        }
+        // Disposed in reverse order: the rules are removed and the model restored before its modules are given back.
+        using var lease = ModelLeases.Acquire(Model, $"an Explain call on thread {Environment.CurrentManagedThreadId}", WaitTimeout);
+        using var scope = torch.NewDisposeScope();
+        using var rules = new RuleScope(Model, config);
+        ScopeCreated?.Invoke(rules);
+        return Run(rules, config, options, input, targets);
     }
 
     /// <summary>
     /// Installs the rules for <paramref name="options"/> once and keeps them until the session is
     /// disposed, so that repeated calls (an audit over many batches) reuse W⁺ = max(W, 0) instead of
     /// recomputing it per call. While the session is open the model stays in eval mode with frozen
-    /// parameters, and the model's weights must not change. Other callers of this model wait for it.
+    /// parameters, and the model's weights must not change. Other callers of this model (and of models sharing its
+    /// modules) wait for it, up to <see cref="WaitTimeout"/>. Dispose the session: one dropped without <c>Dispose</c>
+    /// holds the model until the garbage collector has collected it, and the next Ebp call then restores the model.
     /// </summary>
-    public SaliencySession OpenSession(SaliencyOptions? options = null)
+    /// <param name="options">The options of every call of the session.</param>
+    /// <param name="callerFile">Filled in by the compiler: where the session is opened, named in the error of a caller that
+    /// gives up waiting for it.</param>
+    /// <param name="callerLine">Filled in by the compiler (see <paramref name="callerFile"/>).</param>
+    /// <param name="callerMember">Filled in by the compiler (see <paramref name="callerFile"/>).</param>
+    /// <exception cref="TimeoutException">An open session held the model longer than <see cref="WaitTimeout"/>.</exception>
+    /// <exception cref="InvalidOperationException">A session is already open on the model in this thread.</exception>
+    public SaliencySession OpenSession(SaliencyOptions? options = null, [CallerFilePath] string callerFile = "",
+                                       [CallerLineNumber] int callerLine = 0, [CallerMemberName] string callerMember = "")
     {
         options ??= new SaliencyOptions();
         var config = Validate(options, ModelInspection.NamedModules(Model)) with { BackwardPasses = int.MaxValue };
-        var gate = Enter();
+        var lease = ModelLeases.Acquire(Model,
+            $"a SaliencySession opened at {Path.GetFileName(callerFile)}:{callerLine} ({callerMember}) on thread {Environment.CurrentManagedThreadId}",
+            WaitTimeout);
+        RuleScope? rules = null;
+        IDisposable? frozen = null;
         try
         {
-            var rules = new RuleScope(Model, config);
+            rules = new RuleScope(Model, config);
             ScopeCreated?.Invoke(rules);
-            gate.SessionThread = Environment.CurrentManagedThreadId;
-            var frozen = Weights.OpenSessions.Register(Model); // WeightLoader refuses to load into a model in a session
-            return new SaliencySession(this, rules, config, options, () =>
-            {
-                frozen.Dispose();
-                rules.Dispose();
-                gate.SessionThread = -1;
-                gate.Semaphore.Release();
-            });
+            frozen = Weights.OpenSessions.Register(Model); // WeightLoader refuses to load into a model in a session
+            var session = new SaliencySession(this, rules, config, options, lease);
+            lease.HoldFor(session, Restore(rules, frozen));
+            return session;
         }
         catch
         {
-            gate.Semaphore.Release();
+            frozen?.Dispose();
+            rules?.Dispose();
+            lease.Dispose();
             throw;
         }
     }
 
-    private ModelGate Enter()
+    /// <summary>A session's restore step; built apart so that it cannot capture the session (which it must outlive).</summary>
+    private static Action Restore(RuleScope rules, IDisposable frozen) => () =>
     {
-        var gate = Gates.GetValue(Model, _ => new ModelGate());
-        if (gate.SessionThread == Environment.CurrentManagedThreadId)
-            throw new InvalidOperationException(
-                "A SaliencySession is open on this model in this thread; call session.Explain, or dispose the session first.");
-        gate.Semaphore.Wait();
-        return gate;
-    }
+        frozen.Dispose();
+        rules.Dispose();
+    };
 
     internal IReadOnlyList<SaliencyResult> RunInSession(RuleScope rules, ScopeConfig config, SaliencyOptions options,
                                                         Tensor input, IReadOnlyList<SaliencyTarget> targets)
@@ -156,8 +177,34 @@ public sealed class SaliencyExplainer
         }
     }
 
+    /// <summary>
+    /// One call on this thread; a forward pass that met the hooks from another thread meanwhile makes it fail naming
+    /// that cause, whatever else went wrong.
+    /// </summary>
     private IReadOnlyList<SaliencyResult> Run(RuleScope rules, ScopeConfig config, SaliencyOptions options, Tensor input,
                                               IReadOnlyList<SaliencyTarget> targets)
+    {
+        IReadOnlyList<SaliencyResult> results;
+        rules.Owner.Begin();
+        try
+        {
+            results = RunOwned(rules, config, options, input, targets);
+        }
+        catch (Exception ex) when (rules.Owner.ForeignThread != 0)
+        {
+            throw rules.Owner.ForeignForwardError(ex);
+        }
+        finally
+        {
+            rules.Owner.End();
+        }
+        if (rules.Owner.ForeignThread == 0) return results;
+        foreach (var r in results) r.Dispose();
+        throw rules.Owner.ForeignForwardError(null);
+    }
+
+    private IReadOnlyList<SaliencyResult> RunOwned(RuleScope rules, ScopeConfig config, SaliencyOptions options, Tensor input,
+                                                   IReadOnlyList<SaliencyTarget> targets)
     {
         var device = Model.parameters().FirstOrDefault()?.device ?? input.device;
         var dtype = Model.parameters().FirstOrDefault()?.dtype ?? ScalarType.Float32;

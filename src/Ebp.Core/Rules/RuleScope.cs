@@ -76,6 +76,9 @@ internal sealed class RuleScope : IDisposable
     /// <summary>Every submodule by its state_dict-style name, in definition order (the root excluded).</summary>
     public IReadOnlyList<(string Name, nn.Module Module)> Modules { get; }
 
+    /// <summary>The thread of the call in progress; the hooks pass other threads' forward passes by (see <see cref="CallOwner"/>).</summary>
+    public CallOwner Owner { get; } = new();
+
     /// <summary>The current call's trace; replaced by <see cref="BeginForward"/>.</summary>
     public CallTrace Trace => _trace;
 
@@ -135,13 +138,13 @@ internal sealed class RuleScope : IDisposable
         {
             case nn.Module<Tensor, Tensor> single:
             {
-                var remover = single.register_forward_hook((m, input, output) => OnForward(name, m, kind, input, output));
+                var remover = single.register_forward_hook((m, input, output) => Owner.IsOwnForward() ? OnForward(name, m, kind, input, output) : output);
                 _removeHooks.Add(remover.remove);
                 break;
             }
             case nn.Module<Tensor, Tensor, Tensor> pair:
             {
-                var remover = pair.register_forward_hook((m, a, b, output) => OnForward2(name, m, kind, a, b, output));
+                var remover = pair.register_forward_hook((m, a, b, output) => Owner.IsOwnForward() ? OnForward2(name, m, kind, a, b, output) : output);
                 _removeHooks.Add(remover.remove);
                 break;
             }
@@ -159,7 +162,7 @@ internal sealed class RuleScope : IDisposable
     {
         var remove = ModuleHooks.Add(module, "register_forward_hook", _ =>
         {
-            if (SaliencyReached) throw new UnsupportedLayerException(name, module.GetType().Name);
+            if (Owner.IsOwnForward() && SaliencyReached) throw new UnsupportedLayerException(name, module.GetType().Name);
         });
         if (remove is not null) _removeHooks.Add(remove);
     }
@@ -170,9 +173,9 @@ internal sealed class RuleScope : IDisposable
     /// </summary>
     private void InstallTracking(string name, nn.Module module)
     {
-        if (ModuleHooks.Add(module, "register_forward_pre_hook", _ => _tracker.Enter(name, module)) is { } removeEnter)
+        if (ModuleHooks.Add(module, "register_forward_pre_hook", _ => { if (Owner.IsOwnForward()) _tracker.Enter(name, module); }) is { } removeEnter)
             _removeHooks.Add(removeEnter);
-        if (ModuleHooks.Add(module, "register_forward_hook", _ => OnLeave(name, module)) is { } removeLeave)
+        if (ModuleHooks.Add(module, "register_forward_hook", _ => { if (Owner.IsOwnForward()) OnLeave(name, module); }) is { } removeLeave)
             _removeHooks.Add(removeLeave);
     }
 

@@ -31,6 +31,7 @@ internal static class OpenSessions
     /// <exception cref="InvalidOperationException">A session is open.</exception>
     public static void ThrowIfOpen(nn.Module model, string source)
     {
+        ModelLeases.RestoreAbandoned(model); // a session collected without Dispose no longer counts
         foreach (var m in model.modules().Prepend(model))
             if (Open.TryGetValue(m, out var c) && Volatile.Read(ref c.Value) > 0)
                 throw new InvalidOperationException(

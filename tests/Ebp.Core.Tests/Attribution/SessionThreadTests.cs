@@ -16,31 +16,19 @@ public sealed class SessionThreadTests
         var options = new SaliencyOptions { Method = SaliencyMethod.ContrastiveExcitationBackprop, SaliencyLayer = "3", ContrastLayer = "9" };
         using var expected = explainer.Explain(x, SaliencyTarget.Class(1), options);
 
-        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
-        int equal = 0;
+        var tally = new CallTally(expected.Map);
         using (var session = explainer.OpenSession(options))
         {
             using var start = new Barrier(4);
             var threads = Enumerable.Range(0, 4).Select(_ => new Thread(() =>
             {
                 start.SignalAndWait();
-                for (int call = 0; call < 3; call++)
-                {
-                    try
-                    {
-                        using var scope = torch.NewDisposeScope();
-                        using var r = session.Explain(x, SaliencyTarget.Class(1));
-                        if (TestModels.Same(r.Map, expected.Map)) Interlocked.Increment(ref equal);
-                        else failures.Add("a map differs from the sequential one");
-                    }
-                    catch (Exception e) { failures.Add(e.GetType().Name + ": " + e.Message); }
-                }
+                for (int call = 0; call < 3; call++) tally.Run(() => session.Explain(x, SaliencyTarget.Class(1)));
             })).ToList();
             threads.ForEach(t => t.Start());
             threads.ForEach(t => t.Join());
         }
-        Assert.AreEqual(0, failures.Count, string.Join("\n", failures.Distinct()));
-        Assert.AreEqual(12, equal);
+        tally.AssertAll(12); // no failure, and all 12 maps equal to the sequential one
         Assert.AreEqual(0, TestModels.HookCount(model));
     }
 }
