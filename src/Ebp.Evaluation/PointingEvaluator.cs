@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Ebp.Datasets;
+using Ebp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,4 +1,5 @@
 using Ebp.Datasets;
+using Ebp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Ebp.Datasets;
+using Ebp.Models;
+using Ebp.Visualization;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,13 +18,12 @@ public sealed record VocItem(string AnnotationPath, string ImagePath, VocAnnotat
 /// <remarks>
 /// Layouts accepted: the VOC layout <c>&lt;folder&gt;/Annotations/*.xml</c> with images in <c>JPEGImages/</c> (or
 /// <c>images/</c>, <c>PNGImages/</c>), or a flat folder with each XML next to its image. The image is the annotation's
-/// <c>&lt;filename&gt;</c>, else the XML's base name with a .png/.jpg/.jpeg/.bmp/.webp extension.
+/// <c>&lt;filename&gt;</c>, else the XML's base name with one of <see cref="ImageFormats.Extensions"/>.
 /// </remarks>
 public static class VocEvaluator
 {
     private static readonly string[] ImageFolders = ["JPEGImages", "images", "PNGImages", "JPEG", "img"];
     private static readonly string[] AnnotationFolders = ["Annotations", "Annotation", "xml"];
-    private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".webp"];
 
     /// <summary>
     /// The annotated images of <paramref name="folder"/>, sorted by annotation file name. Layouts as found in the
@@ -80,7 +81,7 @@ public static class VocEvaluator
     {
         var names = new List<string>();
         if (!string.IsNullOrWhiteSpace(annotation.FileName)) names.Add(annotation.FileName);
-        names.AddRange(ImageExtensions.Select(e => Path.GetFileNameWithoutExtension(xml) + e));
+        names.AddRange(ImageFormats.Extensions.Select(e => Path.GetFileNameWithoutExtension(xml) + e));
         var dirs = ImageFolders.Select(f => Child(folder, [f])).OfType<string>().Append(folder).Append(xmlDir).Distinct();
         foreach (var dir in dirs)
             foreach (var name in names)

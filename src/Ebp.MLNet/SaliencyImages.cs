@@ -89,20 +89,7 @@ public static class SaliencyImages
     }
 
     internal static MLImage Blend(byte[] rgb, ReadOnlySpan<float> map, int width, int height, float alpha)
-    {
-        var norm = Normalise(map);
-        var rgba = new byte[width * height * 4];
-        float keep = 1f - alpha;
-        for (int i = 0; i < norm.Length; i++)
-        {
-            var (r, g, b) = Jet(norm[i]);
-            rgba[i * 4] = (byte)MathF.Round(keep * rgb[i * 3] + alpha * r);
-            rgba[i * 4 + 1] = (byte)MathF.Round(keep * rgb[i * 3 + 1] + alpha * g);
-            rgba[i * 4 + 2] = (byte)MathF.Round(keep * rgb[i * 3 + 2] + alpha * b);
-            rgba[i * 4 + 3] = 255;
-        }
-        return MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, rgba);
-    }
+        => MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, Heatmap.Blend(rgb, 3, map, alpha));
 
     private static byte[] ToRgb(MLImage image)
     {

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Ebp.Models;
 using Ebp.PointingGame;
 using TorchSharp;
 

@@ -73,21 +73,7 @@ internal static class MapAnalysis
                                    int peakX, int peakY, float alpha)
     {
         int w = image.Width, h = image.Height;
-        var norm = Heatmap.Normalise(map);
-        var rgba = new byte[w * h * 4];
-        float keep = 1f - alpha;
-        var src = image.Rgba;
-        for (int i = 0; i < w * h; i++)
-        {
-            var (r, g, b) = Heatmap.Jet(norm[i]);
-            // Transparent source pixels are shown over white.
-            float a = src[i * 4 + 3] / 255f;
-            float sr = src[i * 4] * a + 255 * (1 - a), sg = src[i * 4 + 1] * a + 255 * (1 - a), sb = src[i * 4 + 2] * a + 255 * (1 - a);
-            rgba[i * 4] = (byte)MathF.Round(keep * sr + alpha * r);
-            rgba[i * 4 + 1] = (byte)MathF.Round(keep * sg + alpha * g);
-            rgba[i * 4 + 2] = (byte)MathF.Round(keep * sb + alpha * b);
-            rgba[i * 4 + 3] = 255;
-        }
+        var rgba = Heatmap.Blend(image.Rgba, 4, map, alpha);
         int thickness = Math.Max(1, Math.Max(w, h) / 200);
         foreach (var box in boxes.OrderBy(b => b.Class == classIndex))
         {
@@ -103,8 +89,7 @@ internal static class MapAnalysis
                 Put(rgba, w, h, peakX, peakY + d, (255, 255, 255));
             }
         }
-        using var bitmap = new SKBitmap(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-        Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
+        using var bitmap = Heatmap.ToBitmap(rgba, w, h);
         Figure.SavePng(bitmap, path);
     }
 

@@ -312,13 +312,7 @@ public sealed class SaliencyExplainer
         var names = modules.ToDictionary(m => m.Name, m => m.Module);
         void RequireLayer(string? name, string what)
         {
-            if (name is null || names.ContainsKey(name)) return;
-            var close = names.Keys.Where(n => n.Contains(name, StringComparison.OrdinalIgnoreCase)
-                                              || name.Contains(n, StringComparison.OrdinalIgnoreCase)).Take(5).ToList();
-            throw new ArgumentException(
-                $"Unknown {what} '{name}': the model has no module of that name. " +
-                (close.Count > 0 ? $"Did you mean {string.Join(", ", close.Select(c => $"'{c}'"))}? " : "") +
-                "Layer names are state_dict-style module names such as 'features.16' or 'layer2'; \"\" is the input.");
+            if (ModelInspection.UnknownLayerMessage(modules, name, what) is { } problem) throw new ArgumentException(problem);
         }
 
         if (options.SaliencyLayer is null) throw new ArgumentNullException(nameof(options.SaliencyLayer), "SaliencyLayer is \"\" for the input, or a module name.");
