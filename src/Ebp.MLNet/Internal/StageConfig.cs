@@ -140,12 +140,18 @@ internal sealed record StageConfig
         if (o.WeightsPath is not null && o.WeightsPath.Length == 0)
             throw new ArgumentException("WeightsPath must not be empty (null means: no weight file).", p);
 
-        if (o.Method == SaliencyMethod.ContrastiveExcitationBackprop && string.IsNullOrEmpty(o.ContrastLayer))
-            throw new ArgumentException("Contrastive Excitation Backprop needs ContrastLayer (e.g. 'classifier.4' for VGG16, 'avgpool' for ResNet).", p);
-        if (o.Method != SaliencyMethod.ContrastiveExcitationBackprop && (o.ContrastLayer is not null || o.ClassifierLayer is not null))
-            throw new ArgumentException("ContrastLayer and ClassifierLayer apply only to SaliencyMethod.ContrastiveExcitationBackprop.", p);
-        if (o.SmoothingSigma is { } s && !(s >= 0 && double.IsFinite(s)))
-            throw new ArgumentException($"SmoothingSigma must be a non-negative fraction of the map size (got {s}).", p);
+        try
+        {
+            new SaliencyOptions
+            {
+                Method = o.Method, ContrastLayer = o.ContrastLayer, ClassifierLayer = o.ClassifierLayer,
+                SmoothingSigma = o.SmoothingSigma, ResizeMode = o.ResizeMode,
+            }.CheckRules(); // the engine's own rules, checked here before any model is built
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(e.Message, p, e);
+        }
         if (o.BatchSize < 1) throw new ArgumentException($"BatchSize must be at least 1 (got {o.BatchSize}).", p);
         if (string.IsNullOrWhiteSpace(o.Device)) throw new ArgumentException("Device must be a TorchSharp device string such as \"cpu\" or \"cuda\".", p);
         if (o.ImageWidth is not > 0 || o.ImageHeight is not > 0)
