@@ -7,6 +7,9 @@ namespace Ebp;
 /// </summary>
 public sealed class EbpRuleException : Exception
 {
+    /// <summary>The failure <paramref name="inner"/> of the rule of layer <paramref name="layerName"/>.</summary>
+    /// <param name="layerName">The module name (as in the model's state_dict) whose rule failed.</param>
+    /// <param name="inner">What the rule threw.</param>
     public EbpRuleException(string layerName, Exception inner)
         : base($"The saliency rule of layer '{layerName}' failed during the backward pass: {inner.Message}", inner)
         => LayerName = layerName;
@@ -21,6 +24,9 @@ public sealed class EbpRuleException : Exception
 /// </summary>
 public sealed class UnsupportedLayerException : NotSupportedException
 {
+    /// <summary>Layer <paramref name="layerName"/> of type <paramref name="layerType"/> has no rule; the message says what to do.</summary>
+    /// <param name="layerName">The module name (as in the model's state_dict).</param>
+    /// <param name="layerType">The module's type name (e.g. <c>LayerNorm</c>).</param>
     public UnsupportedLayerException(string layerName, string layerType)
         : base($"Layer '{layerName}' ({layerType}) lies between the saliency layer and the output but has no Excitation " +
                "Backprop rule (rules exist for Conv1d/2d/3d, Linear, AvgPool, AdaptiveAvgPool, BatchNorm and ResidualSum). " +
@@ -32,6 +38,9 @@ public sealed class UnsupportedLayerException : NotSupportedException
         LayerType = layerType;
     }
 
+    /// <summary>The module name (as in the model's state_dict) without a rule.</summary>
     public string LayerName { get; }
+
+    /// <summary>The module's type name.</summary>
     public string LayerType { get; }
 }

@@ -38,6 +38,7 @@ public sealed class PointsCsvWriter : IDisposable
         _csv.NextRecord();
     }
 
+    /// <summary>Flushes and closes the CSV file.</summary>
     public void Dispose()
     {
         _csv.Dispose();

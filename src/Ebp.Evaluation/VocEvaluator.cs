@@ -141,7 +141,14 @@ public static class VocEvaluator
     /// size, one at a time, all classes of an image from one forward pass. Annotated classes that the model does not
     /// know are skipped and counted in <paramref name="skippedObjects"/>.
     /// </summary>
+    /// <param name="model">The classifier, eval mode (borrowed; restored after every image).</param>
+    /// <param name="classNames">The model's class names in class-index order; annotations are matched to them by name.</param>
+    /// <param name="inChannels">The model's input channels (1: images are read as grey, 3: as RGB).</param>
+    /// <param name="items">The annotated images (<see cref="Scan"/>).</param>
+    /// <param name="methods">The saliency methods (and baselines) to compare.</param>
     /// <param name="tolerancePx">Hit tolerance in pixels of the image (the paper: 15 px on the original image).</param>
+    /// <param name="skippedObjects">Set to the number of annotated objects whose class the model does not know.</param>
+    /// <param name="progress">Called after each image with (method, images done).</param>
     /// <param name="normalization">The model card's input normalisation (null: pixel/255 as is).</param>
     /// <param name="onPoint">Called with every (image, class, method) point and whether it hit.</param>
     public static IReadOnlyList<MethodResult> Run(

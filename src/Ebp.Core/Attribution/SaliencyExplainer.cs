@@ -38,6 +38,9 @@ public sealed class SaliencyExplainer
         public volatile int SessionThread = -1;
     }
 
+    /// <summary>An explainer of <paramref name="model"/>; the model is borrowed (not disposed) and restored after every call.</summary>
+    /// <param name="model">The classifier, <c>[B, C, H, W]</c> (or the input its first layer takes) to <c>[B, classes]</c>.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="model"/> is null.</exception>
     public SaliencyExplainer(nn.Module<Tensor, Tensor> model)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));

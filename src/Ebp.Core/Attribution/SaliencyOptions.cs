@@ -107,7 +107,12 @@ public sealed record MapSize
         return new MapSize(width, height, false);
     }
 
+    /// <summary>The width in pixels (0 for <see cref="Input"/>).</summary>
     public int Width { get; }
+
+    /// <summary>The height in pixels (0 for <see cref="Input"/>).</summary>
     public int Height { get; }
+
+    /// <summary>Whether this is <see cref="Input"/>: the model input's own height and width.</summary>
     public bool IsInput { get; }
 }

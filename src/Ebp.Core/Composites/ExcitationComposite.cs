@@ -30,6 +30,8 @@ internal static class ExcitationComposite
     public static bool HasOwnParameters(nn.Module module) => module.named_parameters(recurse: false).Any();
 
     /// <summary>Creates the rule for an <see cref="LayerKind.Excitation"/> module. Weights tensors are owned by <paramref name="owned"/>.</summary>
+    /// <param name="module">The module (a convolution, linear, pooling, BatchNorm or residual-sum layer).</param>
+    /// <param name="owned">Receives the tensors the rule makes (e.g. the positive weights); the caller disposes them when the scope ends.</param>
     /// <param name="backwardPasses">How many backward passes the layer sees in this scope.</param>
     public static IExcitationRule CreateExcitationRule(nn.Module module, List<Tensor> owned, long backwardPasses)
     {
