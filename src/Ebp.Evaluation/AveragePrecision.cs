@@ -1,4 +1,4 @@
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>Average precision of multi-label scores (no interpolation).</summary>
 public static class AveragePrecision

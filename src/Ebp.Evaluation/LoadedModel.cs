@@ -3,7 +3,7 @@ using Ebp.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>A model card (<see cref="ModelCard"/>, in Ebp.Core) with its model, weights loaded strictly, in eval mode.</summary>
 public sealed class LoadedModel : IDisposable

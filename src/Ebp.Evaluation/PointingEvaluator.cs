@@ -4,7 +4,7 @@ using Ebp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>The pointing-game result of one method.</summary>
 /// <param name="Method">The method.</param>

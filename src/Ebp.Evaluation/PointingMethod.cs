@@ -1,4 +1,4 @@
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>
 /// A way of pointing at a class in an image: a saliency method with its layers, or the centre baseline.

@@ -6,7 +6,7 @@ using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>One image of a VOC-style folder with its annotation.</summary>
 public sealed record VocItem(string AnnotationPath, string ImagePath, VocAnnotation Annotation);

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Ebp.Models;
-using Ebp.PointingGame;
+using Ebp.Evaluation;
 using TorchSharp;
 
 namespace Ebp.Demo.Tests;
