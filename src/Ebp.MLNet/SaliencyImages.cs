@@ -57,7 +57,7 @@ public static class SaliencyImages
         CheckSize(map, mapWidth, mapHeight);
         int w = image.Width, h = image.Height;
         var rgb = ToRgb(image);
-        var resized = mapWidth == w && mapHeight == h ? map.ToArray() : ResizeBilinear(map, mapWidth, mapHeight, w, h);
+        var resized = mapWidth == w && mapHeight == h ? map.ToArray() : Heatmap.ResizeBilinear(map, mapWidth, mapHeight, w, h);
         return Blend(rgb, resized, w, h, alpha);
     }
 
@@ -110,9 +110,6 @@ public static class SaliencyImages
         }
         return rgb;
     }
-
-    internal static float[] ResizeBilinear(ReadOnlySpan<float> src, int sw, int sh, int dw, int dh)
-        => Heatmap.ResizeBilinear(src, sw, sh, dw, dh);
 
     private static void CheckSize(ReadOnlySpan<float> map, int width, int height)
     {

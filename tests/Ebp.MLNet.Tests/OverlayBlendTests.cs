@@ -1,4 +1,5 @@
 using Ebp.Visualization;
+using TorchSharp;
 
 namespace Ebp.MLNet.Tests;
 
@@ -30,6 +31,25 @@ public sealed class OverlayBlendTests
         // Weighted by saliency: a = alpha·(0.35 + 0.65·s); s = 0 gives a = 0.35·alpha.
         var w = Heatmap.Blend([200, 200, 200], 3, [0f], 1f, weightBySaliency: true);
         CollectionAssert.AreEqual(new byte[] { 130, 130, 175, 255 }, w);
+    }
+
+    [TestMethod]
+    public void TheOneBilinearResizeIsPyTorchsAlignCornersFalse()
+    {
+        CollectionAssert.AreEqual(new[] { 0f, 0.25f, 0.75f, 1f }, Heatmap.ResizeBilinear([0f, 1f], 2, 1, 4, 1));
+
+        // Against libtorch's interpolate (the engine's MapSize resize), up and down.
+        var g = new Random(3);
+        var src = Enumerable.Range(0, 7 * 5).Select(_ => (float)g.NextDouble()).ToArray();
+        using var t = torch.tensor(src, new long[] { 1, 1, 5, 7 });
+        foreach (var (w, h) in new[] { (16, 9), (3, 2) })
+        {
+            using var expected = MapPostProcessing.Resize(t, new long[] { h, w }, ResizeMode.Bilinear);
+            var e = expected.contiguous().data<float>().ToArray();
+            var a = Heatmap.ResizeBilinear(src, 7, 5, w, h);
+            Assert.HasCount(e.Length, a);
+            for (int i = 0; i < a.Length; i++) Assert.AreEqual(e[i], a[i], 1e-5f, $"{w}x{h} [{i}]");
+        }
     }
 
     [TestMethod]
