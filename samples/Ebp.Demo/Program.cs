@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Ebp;
 using Ebp.Datasets;
-using Ebp.PointingGame;
+using Ebp.Evaluation;
 using Ebp.Visualization;
 using SkiaSharp;
 using TorchSharp;

@@ -13,6 +13,7 @@ using System.Text;
 using Ebp;
 using Ebp.MLNet;
 using Ebp.Models;
+using Ebp.Visualization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using SkiaSharp;
@@ -29,7 +30,7 @@ if (settings is null)
 Directory.CreateDirectory(settings.Output);
 string folder = settings.ImageFolder ?? Synthetic.Write(Path.Combine(settings.Output, "synthetic-images"), count: 6, size: 96);
 var files = Directory.EnumerateFiles(folder)
-    .Where(f => new[] { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" }.Contains(Path.GetExtension(f).ToLowerInvariant()))
+    .Where(ImageFormats.IsImageFile)
     .OrderBy(f => f, StringComparer.Ordinal)
     .ToList();
 if (files.Count == 0)

@@ -7,6 +7,9 @@ namespace Ebp;
 /// </summary>
 public sealed class EbpRuleException : Exception
 {
+    /// <summary>The failure <paramref name="inner"/> of the rule of layer <paramref name="layerName"/>.</summary>
+    /// <param name="layerName">The module name (as in the model's state_dict) whose rule failed.</param>
+    /// <param name="inner">What the rule threw.</param>
     public EbpRuleException(string layerName, Exception inner)
         : base($"The saliency rule of layer '{layerName}' failed during the backward pass: {inner.Message}", inner)
         => LayerName = layerName;
@@ -28,6 +31,9 @@ public sealed class EbpRuleException : Exception
 /// </summary>
 public sealed class UnsupportedLayerException : NotSupportedException
 {
+    /// <summary>Layer <paramref name="layerName"/> of type <paramref name="layerType"/> has no rule; the message says what to do.</summary>
+    /// <param name="layerName">The module name (as in the model's state_dict).</param>
+    /// <param name="layerType">The module's type name (e.g. <c>LayerNorm</c>).</param>
     public UnsupportedLayerException(string layerName, string layerType)
         : this(layerName, layerType, $"Layer '{layerName}' ({layerType}) lies between the saliency layer and the output but has no Excitation " +
                "Backprop rule (rules exist for Conv1d/2d/3d, Linear, AvgPool, AdaptiveAvgPool, BatchNorm and ResidualSum). " +
@@ -50,7 +56,10 @@ public sealed class UnsupportedLayerException : NotSupportedException
         $"type a rule with SaliencyOptions.Composite (e.g. Composite.ExcitationBackprop.WithRule<{modelType}>(LayerRule.Gradient)), " +
         "or let its ordinary gradient pass with SaliencyOptions.PlainGradientForUnsupportedLayers = true.");
 
+    /// <summary>The module name (as in the model's state_dict) without a rule.</summary>
     public string LayerName { get; }
+
+    /// <summary>The module's type name.</summary>
     public string LayerType { get; }
 }
 

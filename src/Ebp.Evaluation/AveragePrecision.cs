@@ -1,4 +1,4 @@
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>Average precision of multi-label scores (no interpolation).</summary>
 public static class AveragePrecision
@@ -14,7 +14,7 @@ public static class AveragePrecision
         ArgumentNullException.ThrowIfNull(positive);
         if (scores.Count != positive.Count)
             throw new ArgumentException($"{scores.Count} scores but {positive.Count} labels.");
-        var order = Enumerable.Range(0, scores.Count).OrderByDescending(i => scores[i]).ToArray();
+        var order = Ranking.Descending(scores.ToArray());
         int seen = 0, hits = 0;
         double sum = 0;
         foreach (int i in order)
@@ -53,7 +53,7 @@ public static class AveragePrecision
         for (int i = 0; i < scores.Count; i++)
         {
             int k = labels[i].Count(v => v != 0);
-            var top = Enumerable.Range(0, scores[i].Length).OrderByDescending(c => scores[i][c]).Take(k);
+            var top = Ranking.Descending(scores[i]).Take(k);
             if (top.All(c => labels[i][c] != 0)) ok++;
         }
         return (double)ok / scores.Count;

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>
 /// Whether a saliency map reflects what the model uses: the deletion and insertion curves of RISE (Petsiuk et al.,

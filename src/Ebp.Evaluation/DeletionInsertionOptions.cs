@@ -1,4 +1,4 @@
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>What a pixel shows while it is deleted (deletion curve) or not yet inserted (insertion curve).</summary>
 public enum PerturbationBaseline

@@ -1,4 +1,4 @@
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>
 /// One curve: the class score after each step, against the fraction of pixels deleted (or inserted), and the area

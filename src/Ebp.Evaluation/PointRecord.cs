@@ -2,7 +2,7 @@ using System.Globalization;
 using CsvHelper;
 using CsvHelper.Configuration;
 
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>One pointing-game trial: where a method's map peaked for a class of an image, and whether that hit.</summary>
 /// <param name="Image">The image (file name; "scene N" for cluttered MNIST).</param>
@@ -38,6 +38,7 @@ public sealed class PointsCsvWriter : IDisposable
         _csv.NextRecord();
     }
 
+    /// <summary>Flushes and closes the CSV file.</summary>
     public void Dispose()
     {
         _csv.Dispose();

@@ -1,9 +1,10 @@
 using System.Diagnostics;
 using Ebp.Datasets;
+using Ebp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>The pointing-game result of one method.</summary>
 /// <param name="Method">The method.</param>
@@ -28,6 +29,11 @@ public static class PointingEvaluator
     /// of the digit's ink mask. Scenes are explained <paramref name="batch"/> at a time, all classes of a batch from one
     /// forward pass (<see cref="SaliencyExplainer.ExplainEach"/>).
     /// </summary>
+    /// <param name="model">The classifier, eval mode (borrowed; restored after every batch).</param>
+    /// <param name="scenes">The scenes; every digit of each is one pointing trial.</param>
+    /// <param name="methods">The saliency methods (and baselines) to compare.</param>
+    /// <param name="batch">Scenes per forward pass.</param>
+    /// <param name="tolerancePx">Hit tolerance in canvas pixels; null: the scaled default.</param>
     /// <param name="isDifficult">The difficult subset; default <see cref="Datasets.PointingGame.DefaultDifficultPredicate"/> of <paramref name="scenes"/>.</param>
     /// <param name="progress">Called after each batch with (method, scenes done).</param>
     /// <param name="normalization">The model card's input normalisation (null: pixel/255 as is).</param>

@@ -1,4 +1,4 @@
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>
 /// A way of pointing at a class in an image: a saliency method with its layers, or the centre baseline.
@@ -36,10 +36,16 @@ public sealed record PointingMethod(string Name, string Label, SaliencyOptions? 
         absolute ? "gradient at the input, max over channels of |G| (TorchRay's gradient)" : "gradient at the input, signed channel sum (TorchRay's gradient_sum)",
         new SaliencyOptions { Method = absolute ? SaliencyMethod.Gradient : SaliencyMethod.GradientSum, SaliencyLayer = "", Resize = MapSize.Input });
 
+    /// <summary>Excitation Backprop with its map at the output of <paramref name="saliencyLayer"/>, resized to the input.</summary>
+    /// <param name="saliencyLayer">The module whose output receives the map (state_dict-style name; "" is the input).</param>
     public static PointingMethod Ebp(string saliencyLayer) => new(
         "ebp", $"EBP at {saliencyLayer}",
         new SaliencyOptions { Method = SaliencyMethod.ExcitationBackprop, SaliencyLayer = saliencyLayer, Resize = MapSize.Input });
 
+    /// <summary>Contrastive Excitation Backprop: the class's map minus its dual's, from <paramref name="contrastLayer"/> down to <paramref name="saliencyLayer"/>.</summary>
+    /// <param name="saliencyLayer">The module whose output receives the map.</param>
+    /// <param name="contrastLayer">Where the contrast signal is subtracted (e.g. <c>classifier.4</c> of a VGG).</param>
+    /// <param name="classifierLayer">The layer whose weights are negated; null: the last convolution or linear layer.</param>
     public static PointingMethod ContrastiveEbp(string saliencyLayer, string contrastLayer, string? classifierLayer = null) => new(
         "cebp", $"c-EBP at {saliencyLayer}, contrast {contrastLayer}",
         new SaliencyOptions

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>Markdown tables of pointing-game results.</summary>
 public static class Report

@@ -1,8 +1,9 @@
 using Ebp.Datasets;
+using Ebp.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>Where the t10k digits come from and how scenes become tensors.</summary>
 public static class SceneData

@@ -1,10 +1,12 @@
 using System.Diagnostics;
 using Ebp.Datasets;
+using Ebp.Models;
+using Ebp.Visualization;
 using SkiaSharp;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Ebp.PointingGame;
+namespace Ebp.Evaluation;
 
 /// <summary>One image of a VOC-style folder with its annotation.</summary>
 public sealed record VocItem(string AnnotationPath, string ImagePath, VocAnnotation Annotation);
@@ -16,13 +18,12 @@ public sealed record VocItem(string AnnotationPath, string ImagePath, VocAnnotat
 /// <remarks>
 /// Layouts accepted: the VOC layout <c>&lt;folder&gt;/Annotations/*.xml</c> with images in <c>JPEGImages/</c> (or
 /// <c>images/</c>, <c>PNGImages/</c>), or a flat folder with each XML next to its image. The image is the annotation's
-/// <c>&lt;filename&gt;</c>, else the XML's base name with a .png/.jpg/.jpeg/.bmp/.webp extension.
+/// <c>&lt;filename&gt;</c>, else the XML's base name with one of <see cref="ImageFormats.Extensions"/>.
 /// </remarks>
 public static class VocEvaluator
 {
     private static readonly string[] ImageFolders = ["JPEGImages", "images", "PNGImages", "JPEG", "img"];
     private static readonly string[] AnnotationFolders = ["Annotations", "Annotation", "xml"];
-    private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".bmp", ".webp"];
 
     /// <summary>
     /// The annotated images of <paramref name="folder"/>, sorted by annotation file name. Layouts as found in the
@@ -80,7 +81,7 @@ public static class VocEvaluator
     {
         var names = new List<string>();
         if (!string.IsNullOrWhiteSpace(annotation.FileName)) names.Add(annotation.FileName);
-        names.AddRange(ImageExtensions.Select(e => Path.GetFileNameWithoutExtension(xml) + e));
+        names.AddRange(ImageFormats.Extensions.Select(e => Path.GetFileNameWithoutExtension(xml) + e));
         var dirs = ImageFolders.Select(f => Child(folder, [f])).OfType<string>().Append(folder).Append(xmlDir).Distinct();
         foreach (var dir in dirs)
             foreach (var name in names)
@@ -140,7 +141,14 @@ public static class VocEvaluator
     /// size, one at a time, all classes of an image from one forward pass. Annotated classes that the model does not
     /// know are skipped and counted in <paramref name="skippedObjects"/>.
     /// </summary>
+    /// <param name="model">The classifier, eval mode (borrowed; restored after every image).</param>
+    /// <param name="classNames">The model's class names in class-index order; annotations are matched to them by name.</param>
+    /// <param name="inChannels">The model's input channels (1: images are read as grey, 3: as RGB).</param>
+    /// <param name="items">The annotated images (<see cref="Scan"/>).</param>
+    /// <param name="methods">The saliency methods (and baselines) to compare.</param>
     /// <param name="tolerancePx">Hit tolerance in pixels of the image (the paper: 15 px on the original image).</param>
+    /// <param name="skippedObjects">Set to the number of annotated objects whose class the model does not know.</param>
+    /// <param name="progress">Called after each image with (method, images done).</param>
     /// <param name="normalization">The model card's input normalisation (null: pixel/255 as is).</param>
     /// <param name="onPoint">Called with every (image, class, method) point and whether it hit.</param>
     public static IReadOnlyList<MethodResult> Run(

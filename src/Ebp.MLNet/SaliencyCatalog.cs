@@ -43,7 +43,7 @@ public static class SaliencyCatalog
     /// <see cref="SaliencyEstimator.Options"/> defaults; use the <see cref="ComputeSaliency(TransformsCatalog, SaliencyEstimator.Options)"/>
     /// overload to change them.</remarks>
     public static SaliencyEstimator ComputeSaliency(this TransformsCatalog catalog,
-        string outputColumnName = "Saliency",
+        string outputColumnName = SaliencyEstimator.Defaults.OutputColumnName,
         string? inputColumnName = null,
         string? architecture = null,
         string? weightsPath = null,
@@ -52,8 +52,8 @@ public static class SaliencyCatalog
         string? contrastLayer = null,
         int? imageWidth = null,
         int? imageHeight = null,
-        int numClasses = 1000,
-        int batchSize = 8,
+        int numClasses = SaliencyEstimator.Defaults.NumClasses,
+        int batchSize = SaliencyEstimator.Defaults.BatchSize,
         string? modelCard = null,
         string? modelSpecJson = null,
         string? onnxModelPath = null)
@@ -97,14 +97,14 @@ public static class SaliencyCatalog
     /// <param name="batchSize">Rows per forward/backward pass.</param>
     public static SaliencyEstimator ComputeSaliency(this TransformsCatalog catalog,
         Func<nn.Module<Tensor, Tensor>> modelFactory,
-        string outputColumnName = "Saliency",
+        string outputColumnName = SaliencyEstimator.Defaults.OutputColumnName,
         string? inputColumnName = null,
         string saliencyLayer = "",
         SaliencyMethod method = SaliencyMethod.ExcitationBackprop,
         string? contrastLayer = null,
-        int imageWidth = 224,
-        int imageHeight = 224,
-        int batchSize = 8)
+        int imageWidth = SaliencyEstimator.Defaults.ImageSize,
+        int imageHeight = SaliencyEstimator.Defaults.ImageSize,
+        int batchSize = SaliencyEstimator.Defaults.BatchSize)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(modelFactory);

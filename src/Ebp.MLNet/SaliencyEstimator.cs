@@ -116,6 +116,60 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         $"{c.Channels}×{c.ImageHeight}×{c.ImageWidth} input, {c.NumClasses} classes{(c.ClassNames is null ? "" : " (named)")}, " +
         $"{c.Method} at '{(c.SaliencyLayer.Length == 0 ? "(input)" : c.SaliencyLayer)}', maps {c.MapHeight}×{c.MapWidth}";
 
+    /// <summary>
+    /// The defaults of <see cref="Options"/>, in one place (as ML.NET's estimators keep theirs): the stage's saved
+    /// settings and the audit tool (<c>ebp-audit</c>) take the same values from here.
+    /// </summary>
+    public static class Defaults
+    {
+        /// <summary>The saliency map column.</summary>
+        public const string OutputColumnName = "Saliency";
+
+        /// <summary>The image column when <see cref="Options.InputColumnName"/> is null.</summary>
+        public const string InputColumnName = "Image";
+
+        /// <summary>Classes of a <see cref="Options.Architecture"/> model (ImageNet).</summary>
+        public const int NumClasses = 1000;
+
+        /// <summary>Model input width and height, in pixels, when neither the options nor the model source give them.</summary>
+        public const int ImageSize = 224;
+
+        /// <summary>Rows per forward/backward pass.</summary>
+        public const int BatchSize = 8;
+
+        /// <summary>The TorchSharp device.</summary>
+        public const string Device = "cpu";
+
+        /// <summary>Pixel scale before the mean and std (bytes to [0, 1]).</summary>
+        public const float Scale = 1f / 255;
+
+        /// <summary>Classes mapped per row.</summary>
+        public const int TopK = 1;
+
+        /// <summary>The top-k classes column.</summary>
+        public const string TopKClassesColumnName = "TopKClasses";
+
+        /// <summary>The predicted class column.</summary>
+        public const string PredictedLabelColumnName = "PredictedLabel";
+
+        /// <summary>The scores column.</summary>
+        public const string ScoresColumnName = "Scores";
+
+        /// <summary>Opacity of the heat map in overlays.</summary>
+        public const float OverlayAlpha = 0.5f;
+
+        /// <summary>The row error column.</summary>
+        public const string ErrorColumnName = "SaliencyError";
+
+        /// <summary>The per-channel mean (none) for <paramref name="channels"/> channels (a new array).</summary>
+        /// <param name="channels">The model's input channels.</param>
+        public static float[] Mean(int channels = 3) => new float[channels];
+
+        /// <summary>The per-channel standard deviation (none) for <paramref name="channels"/> channels (a new array).</summary>
+        /// <param name="channels">The model's input channels.</param>
+        public static float[] Std(int channels = 3) => Enumerable.Repeat(1f, channels).ToArray();
+    }
+
     /// <summary>Options of <see cref="SaliencyEstimator"/>. Every default is documented on its property.</summary>
     /// <remarks>
     /// <para><b>Model.</b> Set exactly one of <see cref="ModelCardPath"/> (a model card), <see cref="Architecture"/> (a
@@ -141,7 +195,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// The saliency map column, <c>Vector&lt;Single, H, W&gt;</c>, or <c>Vector&lt;Single, k, H, W&gt;</c> with <see cref="TopK"/> = k &gt; 1
         /// (the map of rank r at index [r]). Default <c>"Saliency"</c>.
         /// </summary>
-        public string OutputColumnName { get; set; } = "Saliency";
+        public string OutputColumnName { get; set; } = Defaults.OutputColumnName;
 
         /// <summary>
         /// The image column: <c>MLImage</c> or a known-size float vector of C·<see cref="ImageHeight"/>·<see cref="ImageWidth"/> (C = the model's 1 or 3 input channels).
@@ -154,7 +208,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public string? Architecture { get; set; }
 
         /// <summary>Number of classes of a <see cref="Architecture"/> model. Default 1000 (ImageNet).</summary>
-        public int NumClasses { get; set; } = 1000;
+        public int NumClasses { get; set; } = Defaults.NumClasses;
 
         /// <summary>An Ebp model spec (<see cref="Models.ModelSpec.Build(string)"/>), e.g. a small VGG. Default null.</summary>
         public string? ModelSpecJson { get; set; }
@@ -246,10 +300,10 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public double? SmoothingSigma { get; set; }
 
         /// <summary>Rows per forward/backward pass inside a cursor. Default 8. Results do not depend on it.</summary>
-        public int BatchSize { get; set; } = 8;
+        public int BatchSize { get; set; } = Defaults.BatchSize;
 
         /// <summary>TorchSharp device: <c>"cpu"</c> (default), <c>"cuda"</c>, <c>"cuda:1"</c> (see the class remarks).</summary>
-        public string Device { get; set; } = "cpu";
+        public string Device { get; set; } = Defaults.Device;
 
         /// <summary>Model input width in pixels. Default null: the model card's <c>input.width</c>, else 224.</summary>
         public int? ImageWidth { get; set; }
@@ -258,10 +312,10 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public int? ImageHeight { get; set; }
 
         /// <summary>Per-channel mean subtracted after scaling, in model channel order. Default [0, 0, 0].</summary>
-        public float[] Mean { get; set; } = [0f, 0f, 0f];
+        public float[] Mean { get; set; } = Defaults.Mean();
 
         /// <summary>Per-channel standard deviation divided by, in model channel order. Default [1, 1, 1].</summary>
-        public float[] Std { get; set; } = [1f, 1f, 1f];
+        public float[] Std { get; set; } = Defaults.Std();
 
         /// <summary>Plane order of the model input for <c>MLImage</c> columns. Default <see cref="MLNet.ChannelOrder.Rgb"/>.</summary>
         public ChannelOrder ChannelOrder { get; set; } = ChannelOrder.Rgb;
@@ -270,7 +324,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// Factor applied to <c>MLImage</c> bytes (0–255) before Mean/Std. Default 1/255, matching <c>ExtractPixels(scaleImage: 1f / 255)</c>.
         /// Also used to turn a vector input back into display pixels for the overlay.
         /// </summary>
-        public float Scale { get; set; } = 1f / 255;
+        public float Scale { get; set; } = Defaults.Scale;
 
         /// <summary>Target of the backward pass. Default <see cref="SaliencyTargetKind.Predicted"/> (top-1).</summary>
         public SaliencyTargetKind Target { get; set; } = SaliencyTargetKind.Predicted;
@@ -284,14 +338,14 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// rank r (0 = top-1) at [r], and <see cref="TopKClassesColumnName"/> holds the classes. The overlay shows the top-1 map.
         /// k must not exceed the model's classes.
         /// </summary>
-        public int TopK { get; set; } = 1;
+        public int TopK { get; set; } = Defaults.TopK;
 
         /// <summary>
         /// With <see cref="TopK"/> = k &gt; 1: column of the mapped classes, <c>Vector&lt;Int32, k&gt;</c>, 0-based model class
         /// indices in rank order (descending score; ties to the lower index, as <see cref="PredictedLabelColumnName"/>), −1 for a
         /// skipped row. Not added when <see cref="TopK"/> is 1. Null omits it. Default <c>"TopKClasses"</c>.
         /// </summary>
-        public string? TopKClassesColumnName { get; set; } = "TopKClasses";
+        public string? TopKClassesColumnName { get; set; } = Defaults.TopKClassesColumnName;
 
         /// <summary>The class (0-based) for <see cref="SaliencyTargetKind.FixedClass"/>. Default 0.</summary>
         public int TargetClass { get; set; }
@@ -309,10 +363,10 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// class + 1, 0 = missing for a skipped row) with the class names as <c>KeyValues</c>. Null omits it.
         /// Default <c>"PredictedLabel"</c>.
         /// </summary>
-        public string? PredictedLabelColumnName { get; set; } = "PredictedLabel";
+        public string? PredictedLabelColumnName { get; set; } = Defaults.PredictedLabelColumnName;
 
         /// <summary>Column of the raw model outputs (logits, no softmax), <c>Vector&lt;Single, classes&gt;</c>. Null omits it. Default <c>"Scores"</c>.</summary>
-        public string? ScoresColumnName { get; set; } = "Scores";
+        public string? ScoresColumnName { get; set; } = Defaults.ScoresColumnName;
 
         /// <summary>
         /// Optional column of <c>MLImage</c> heat maps (jet colours, map scaled to its maximum) blended over the input image
@@ -321,7 +375,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         public string? OverlayColumnName { get; set; }
 
         /// <summary>Opacity of the heat map in the overlay, 0–1. Default 0.5.</summary>
-        public float OverlayAlpha { get; set; } = 0.5f;
+        public float OverlayAlpha { get; set; } = Defaults.OverlayAlpha;
 
         /// <summary>
         /// Unreadable images, NaN/∞ pixels, missing labels, non-finite model scores. Default <see cref="InvalidRowHandling.Throw"/>:
@@ -336,7 +390,7 @@ public sealed class SaliencyEstimator : IEstimator<SaliencyTransformer>
         /// <see cref="InvalidRowHandling.Throw"/>). The stage never writes NaN or ∞: a skipped row's map and scores are zeros,
         /// so this column (or <c>PredictedLabel == -1</c>) is how to tell it apart. Null omits it. Default <c>"SaliencyError"</c>.
         /// </summary>
-        public string? ErrorColumnName { get; set; } = "SaliencyError";
+        public string? ErrorColumnName { get; set; } = Defaults.ErrorColumnName;
 
         /// <summary>A shallow copy (arrays copied; the factory and module are shared).</summary>
         public Options Clone()

@@ -57,7 +57,7 @@ public static class SaliencyImages
         CheckSize(map, mapWidth, mapHeight);
         int w = image.Width, h = image.Height;
         var rgb = ToRgb(image);
-        var resized = mapWidth == w && mapHeight == h ? map.ToArray() : ResizeBilinear(map, mapWidth, mapHeight, w, h);
+        var resized = mapWidth == w && mapHeight == h ? map.ToArray() : Heatmap.ResizeBilinear(map, mapWidth, mapHeight, w, h);
         return Blend(rgb, resized, w, h, alpha);
     }
 
@@ -89,20 +89,7 @@ public static class SaliencyImages
     }
 
     internal static MLImage Blend(byte[] rgb, ReadOnlySpan<float> map, int width, int height, float alpha)
-    {
-        var norm = Normalise(map);
-        var rgba = new byte[width * height * 4];
-        float keep = 1f - alpha;
-        for (int i = 0; i < norm.Length; i++)
-        {
-            var (r, g, b) = Jet(norm[i]);
-            rgba[i * 4] = (byte)MathF.Round(keep * rgb[i * 3] + alpha * r);
-            rgba[i * 4 + 1] = (byte)MathF.Round(keep * rgb[i * 3 + 1] + alpha * g);
-            rgba[i * 4 + 2] = (byte)MathF.Round(keep * rgb[i * 3 + 2] + alpha * b);
-            rgba[i * 4 + 3] = 255;
-        }
-        return MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, rgba);
-    }
+        => MLImage.CreateFromPixels(width, height, MLPixelFormat.Rgba32, Heatmap.Blend(rgb, 3, map, alpha));
 
     private static byte[] ToRgb(MLImage image)
     {
@@ -123,9 +110,6 @@ public static class SaliencyImages
         }
         return rgb;
     }
-
-    internal static float[] ResizeBilinear(ReadOnlySpan<float> src, int sw, int sh, int dw, int dh)
-        => Heatmap.ResizeBilinear(src, sw, sh, dw, dh);
 
     private static void CheckSize(ReadOnlySpan<float> map, int width, int height)
     {

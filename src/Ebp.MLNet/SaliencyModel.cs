@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Ebp.MLNet.Internal;
+using Ebp.Visualization;
 using Ebp.Weights;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -69,17 +70,7 @@ public static class SaliencyModel
     public static void Save(MLContext mlContext, ITransformer model, DataViewSchema? inputSchema, string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var temp = path + ".tmp-" + Guid.NewGuid().ToString("N");
-        try
-        {
-            using (var file = File.Create(temp))
-                Save(mlContext, model, inputSchema, file);
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        AtomicFile.Write(path, file => Save(mlContext, model, inputSchema, file));
     }
 
     /// <summary>Saves <paramref name="model"/> to a stream (see <see cref="Save(MLContext, ITransformer, DataViewSchema?, string)"/>).</summary>

@@ -34,20 +34,12 @@ public static class Figure
     /// <summary>Writes a bitmap as PNG atomically (a temporary file, then a rename): no half-written file after a crash.</summary>
     public static void SavePng(SKBitmap bitmap, string path)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp");
-        try
+        ArgumentNullException.ThrowIfNull(bitmap);
+        AtomicFile.Write(path, stream =>
         {
-            using (var data = bitmap.Encode(SKEncodedImageFormat.Png, 100))
-            using (var stream = File.Create(tmp))
-                data.SaveTo(stream);
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+            using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+            data.SaveTo(stream);
+        });
     }
 
     private static SKTypeface? _typeface;

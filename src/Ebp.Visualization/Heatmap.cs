@@ -70,32 +70,77 @@ public static class Heatmap
     }
 
     /// <summary>
-    /// The heatmap blended over an image of the same size: <c>alpha·heat + (1 − alpha)·image</c>, with the
-    /// heat's weight also scaled by the normalised saliency so that cold regions keep the image visible.
+    /// The heatmap blended over an image: <c>alpha·heat + (1 − alpha)·image</c>, with the heat's weight also scaled by
+    /// the normalised saliency so that cold regions keep the image visible. The map is scaled to the image by nearest
+    /// neighbour (the figures show the map's own cells).
     /// </summary>
     public static SKBitmap Overlay(SKBitmap image, ReadOnlySpan<float> map, int mapWidth, int mapHeight, float alpha = 0.6f)
     {
+        ArgumentNullException.ThrowIfNull(image);
         if (map.Length != mapWidth * mapHeight)
             throw new ArgumentException($"A map of {map.Length} values cannot be {mapWidth}×{mapHeight}.", nameof(map));
+        int w = image.Width, h = image.Height;
         var n = Normalise(map);
-        var result = new SKBitmap(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
-        for (int y = 0; y < image.Height; y++)
+        var scaled = new float[w * h];
+        var rgba = new byte[w * h * 4];
+        for (int y = 0; y < h; y++)
         {
-            int my = Math.Min(mapHeight - 1, y * mapHeight / image.Height);
-            for (int x = 0; x < image.Width; x++)
+            int my = Math.Min(mapHeight - 1, y * mapHeight / h);
+            for (int x = 0; x < w; x++)
             {
-                int mx = Math.Min(mapWidth - 1, x * mapWidth / image.Width);
-                float s = n[my * mapWidth + mx];
-                var heat = Color(s);
+                scaled[y * w + x] = n[my * mapWidth + Math.Min(mapWidth - 1, x * mapWidth / w)];
                 var pixel = image.GetPixel(x, y);
-                float a = alpha * (0.35f + 0.65f * s);
-                result.SetPixel(x, y, new SKColor(
-                    (byte)(a * heat.Red + (1 - a) * pixel.Red),
-                    (byte)(a * heat.Green + (1 - a) * pixel.Green),
-                    (byte)(a * heat.Blue + (1 - a) * pixel.Blue)));
+                int i = (y * w + x) * 4;
+                (rgba[i], rgba[i + 1], rgba[i + 2], rgba[i + 3]) = (pixel.Red, pixel.Green, pixel.Blue, pixel.Alpha);
             }
         }
-        return result;
+        return ToBitmap(Blend(rgba, 4, scaled, alpha, weightBySaliency: true), w, h);
+    }
+
+    /// <summary>
+    /// The one blend of a heat map over an image (the overlays of the figures, the ML.NET stage and the audit tool):
+    /// each pixel becomes <c>(1 − a)·pixel + a·jet(s)</c>, rounded, with <c>s</c> the map normalised by its maximum
+    /// (<see cref="Normalise"/>) and <c>a = alpha</c>, or <c>alpha·(0.35 + 0.65·s)</c> with
+    /// <paramref name="weightBySaliency"/>.
+    /// </summary>
+    /// <param name="pixels">Row-major pixels, 3 (RGB) or 4 (RGBA, straight alpha) bytes each; a transparent pixel is shown over white.</param>
+    /// <param name="channels">3 or 4.</param>
+    /// <param name="map">One value per pixel (already at the image's size).</param>
+    /// <param name="alpha">Opacity of the heat map, in [0, 1].</param>
+    /// <param name="weightBySaliency">Scale the opacity by the saliency, so that cold regions keep the image visible.</param>
+    /// <returns>Opaque RGBA bytes, row-major.</returns>
+    public static byte[] Blend(ReadOnlySpan<byte> pixels, int channels, ReadOnlySpan<float> map, float alpha, bool weightBySaliency = false)
+    {
+        if (channels is not (3 or 4)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "Pixels have 3 (RGB) or 4 (RGBA) bytes.");
+        if (pixels.Length != map.Length * channels)
+            throw new ArgumentException($"{pixels.Length} bytes of pixels do not fit a map of {map.Length} values at {channels} bytes a pixel.", nameof(pixels));
+        if (!(alpha >= 0 && alpha <= 1)) throw new ArgumentOutOfRangeException(nameof(alpha), alpha, "The opacity must be in [0, 1].");
+        var norm = Normalise(map);
+        var rgba = new byte[norm.Length * 4];
+        for (int i = 0; i < norm.Length; i++)
+        {
+            var (r, g, b) = Jet(norm[i]);
+            float a = weightBySaliency ? alpha * (0.35f + 0.65f * norm[i]) : alpha, keep = 1f - a;
+            int p = i * channels;
+            // Transparent source pixels are shown over white.
+            float opacity = channels == 4 ? pixels[p + 3] / 255f : 1f, white = 255 * (1 - opacity);
+            rgba[i * 4] = (byte)MathF.Round(keep * (pixels[p] * opacity + white) + a * r);
+            rgba[i * 4 + 1] = (byte)MathF.Round(keep * (pixels[p + 1] * opacity + white) + a * g);
+            rgba[i * 4 + 2] = (byte)MathF.Round(keep * (pixels[p + 2] * opacity + white) + a * b);
+            rgba[i * 4 + 3] = 255;
+        }
+        return rgba;
+    }
+
+    /// <summary>A bitmap of row-major RGBA bytes (straight alpha).</summary>
+    public static SKBitmap ToBitmap(byte[] rgba, int width, int height)
+    {
+        ArgumentNullException.ThrowIfNull(rgba);
+        if (width <= 0 || height <= 0 || rgba.Length != width * height * 4)
+            throw new ArgumentException($"{rgba.Length} bytes cannot be a {width}×{height} RGBA image.", nameof(rgba));
+        var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        System.Runtime.InteropServices.Marshal.Copy(rgba, 0, bitmap.GetPixels(), rgba.Length);
+        return bitmap;
     }
 
     /// <summary>A greyscale image from values in [0, 1] (e.g. a one-channel input).</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
 
 namespace Ebp.Audit.Tests;
 
@@ -138,5 +139,26 @@ public sealed class CliTests
         var (code, _, e2) = Run(args);
         Assert.AreEqual(0, code, e2);
         Outputs.AssertSameReport(TestSet.Reference, output);
+    }
+
+    /// <summary>The audit reads model cards with the same checks as every other reader (Ebp.Models.ModelCard).</summary>
+    [TestMethod]
+    public void ACardWhoseWeightsLieOutsideItsFolderIsAUsageError()
+    {
+        var folder = TestSet.NewFolder("card-escape");
+        var cards = Path.Combine(folder, "cards");
+        Directory.CreateDirectory(cards);
+        File.Copy(TestSet.Weights, Path.Combine(folder, "escaped.safetensors"));
+        var card = JsonNode.Parse(File.ReadAllText(TestSet.Card))!.AsObject();
+        card["weights"] = "../escaped.safetensors"; // a real file, one folder up
+        card.Remove("weights_sha256");
+        var path = Path.Combine(cards, "card.json");
+        File.WriteAllText(path, card.ToJsonString());
+
+        var (code, _, err) = Run("--manifest", TestSet.Manifest, "--out", Path.Combine(folder, "out"), "--model", path,
+                                 "--threads", "1", "--progress", "none");
+        Assert.AreEqual(2, code, err);
+        StringAssert.Contains(err, "must be a file name in the card's folder");
+        StringAssert.Contains(err, "../escaped.safetensors");
     }
 }

@@ -58,7 +58,7 @@ public sealed class UnitTests
     [TestMethod]
     public void RankOrder_SortsByScoreThenIndex()
     {
-        CollectionAssert.AreEqual(new[] { 2, 0, 3, 1 }, AuditJob.RankOrder([1f, -1f, 5f, 1f]));
+        CollectionAssert.AreEqual(new[] { 2, 0, 3, 1 }, Ebp.Ranking.Descending([1f, -1f, 5f, 1f]));
     }
 
     [TestMethod]

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
-using Ebp.PointingGame;
+using Ebp.Models;
+using Ebp.Evaluation;
 using TorchSharp;
 
 namespace Ebp.Demo.Tests;

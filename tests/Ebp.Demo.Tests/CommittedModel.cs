@@ -1,5 +1,5 @@
 using Ebp.Datasets;
-using Ebp.PointingGame;
+using Ebp.Evaluation;
 
 namespace Ebp.Demo.Tests;
 

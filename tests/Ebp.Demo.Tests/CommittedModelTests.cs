@@ -1,5 +1,5 @@
 using Ebp.Datasets;
-using Ebp.PointingGame;
+using Ebp.Evaluation;
 using Ebp.Weights;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,6 +1,6 @@
 using Ebp.Datasets;
 using Ebp.Models;
-using Ebp.PointingGame;
+using Ebp.Evaluation;
 using Ebp.Weights;
 using SkiaSharp;
 using TorchSharp;

@@ -315,7 +315,7 @@ public sealed class AuditJob
             foreach (var it in items)
             {
                 var set = new SortedSet<int>();
-                var order = RankOrder(it.Scores);
+                var order = Ranking.Descending(it.Scores);
                 for (int r = 0; r < Math.Min(o.TopK, order.Length); r++) set.Add(order[r]);
                 if (it.Record.Label is { } label) set.Add(label);
                 foreach (var b in it.Boxes) if (b.Class >= 0) set.Add(b.Class);
@@ -360,21 +360,14 @@ public sealed class AuditJob
     }
 
     /// <summary>Class indices by descending score (ties: lower index first).</summary>
-    internal static int[] RankOrder(float[] scores)
-    {
-        var order = Enumerable.Range(0, scores.Length).ToArray();
-        Array.Sort(order, (a, b) => scores[a] != scores[b] ? scores[b].CompareTo(scores[a]) : a.CompareTo(b));
-        return order;
-    }
-
     private void Measure(Item it, AuditModel model, int mapWidth, int mapHeight, OutputLayout layout)
     {
         var o = _o;
         // w × h is the working frame (the image, or its downscaled decode); tolerance and peaks are reported in file pixels.
         int w = it.Image.Width, h = it.Image.Height;
         double scale = (double)Math.Max(w, h) / Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight);
-        double tolerance = (o.TolerancePx ?? Datasets.PointingGame.ScaledTolerance(Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight))) * scale;
-        var order = RankOrder(it.Scores);
+        double tolerance = (o.TolerancePx ?? PointingGame.ScaledTolerance(Math.Max(it.Image.OriginalWidth, it.Image.OriginalHeight))) * scale;
+        var order = Ranking.Descending(it.Scores);
         var rank = new int[order.Length];
         for (int r = 0; r < order.Length; r++) rank[order[r]] = r + 1;
         var objectMask = it.Boxes.Count > 0 ? MapAnalysis.Mask(it.Boxes, null, w, h) : null;

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Ebp.Composites;
+using Ebp.MLNet;
 using Ebp.Models;
 using Ebp.Onnx;
 using Ebp.Weights;
@@ -68,7 +69,7 @@ public sealed class AuditModel : IDisposable
     {
         string source = o.Model.Trim();
         if (source.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) return LoadOnnx(o, source);
-        Card? card = null;
+        ModelCard? card = null;
         string? cardDir = null;
         string? specJson = null;
         string? arch = null;
@@ -76,7 +77,7 @@ public sealed class AuditModel : IDisposable
         if (source.Equals("default", StringComparison.OrdinalIgnoreCase))
         {
             var (cardPath, from) = LocateDefaultModel();
-            card = Card.Load(cardPath);
+            card = LoadCard(cardPath);
             cardDir = Path.GetDirectoryName(cardPath)!;
             description = $"default ({card.Name}, {from})";
             if (from != "embedded") description = $"default ({card.Name}, from the repository's models/ folder)";
@@ -96,7 +97,7 @@ public sealed class AuditModel : IDisposable
             }
             else
             {
-                card = Card.Load(source);
+                card = LoadCard(source);
                 cardDir = Path.GetDirectoryName(Path.GetFullPath(source))!;
                 description = $"{card.Name} (model card {Path.GetFileName(source)})";
             }
@@ -125,7 +126,7 @@ public sealed class AuditModel : IDisposable
         }
 
         string? weights = o.WeightsPath;
-        if (weights is null && card is not null) weights = Path.Combine(cardDir!, card.Weights);
+        if (weights is null && card is { Weights.Length: > 0 }) weights = Path.Combine(cardDir!, card.Weights);
         if (weights is null)
             throw new AuditUsageException($"The model '{o.Model}' needs a weight file: --weights <file> (safetensors, PyTorch .pth state_dict or TorchSharp format).");
         if (!File.Exists(weights)) throw new AuditUsageException($"The weight file '{weights}' does not exist.");
@@ -209,7 +210,7 @@ public sealed class AuditModel : IDisposable
         }
     }
 
-    private void Configure(AuditOptions o, Card? card, List<string>? names, string description, string architecture, string weightsSha,
+    private void Configure(AuditOptions o, ModelCard? card, List<string>? names, string description, string architecture, string weightsSha,
                            (int Width, int Height)? fileInput = null, SuggestedLayers? suggested = null)
     {
         var modules = ModelInspection.NamedModules(Module);
@@ -220,7 +221,7 @@ public sealed class AuditModel : IDisposable
         if (card is not null && card.Input.Channels > 0 && card.Input.Channels != Channels)
             throw new AuditUsageException($"The model card says {card.Input.Channels} input channels, but the model's first convolution takes {Channels}.");
 
-        (Width, Height) = o.InputSize ?? fileInput ?? (card is { Input.Width: > 0, Input.Height: > 0 } ? (card.Input.Width, card.Input.Height) : (224, 224));
+        (Width, Height) = o.InputSize ?? fileInput ?? (card is { Input.Width: > 0, Input.Height: > 0 } ? (card.Input.Width, card.Input.Height) : (SaliencyEstimator.Defaults.ImageSize, SaliencyEstimator.Defaults.ImageSize));
 
         int classes;
         var lastName = ModelInspection.DefaultClassifierLayer(Module);
@@ -240,18 +241,18 @@ public sealed class AuditModel : IDisposable
         if (ClassNames.Distinct(StringComparer.Ordinal).Count() != ClassNames.Count)
             throw new AuditUsageException("The class names are not unique.");
 
-        Mean = PerChannel(o.Mean ?? card?.Mean, 0f, "--mean");
-        Std = PerChannel(o.Std ?? card?.Std, 1f, "--std");
+        Mean = PerChannel(o.Mean ?? card?.Input.Normalization?.Mean, 0f, "--mean");
+        Std = PerChannel(o.Std ?? card?.Input.Normalization?.Std, 1f, "--std");
         if (Std.Any(s => !(s > 0))) throw new AuditUsageException("--std values must be positive.");
 
         SaliencyLayer = o.SaliencyLayer ?? card?.Saliency.SaliencyLayer ?? suggested?.SaliencyLayer ?? "";
         ContrastLayer = o.ContrastLayer ?? NullIfEmpty(card?.Saliency.ContrastLayer) ?? NullIfEmpty(suggested?.ContrastLayer);
         ClassifierLayer = o.ClassifierLayer ?? NullIfEmpty(card?.Saliency.ClassifierLayer) ?? NullIfEmpty(suggested?.ClassifierLayer);
-        var known = modules.Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
         void Require(string? layer, string option)
         {
-            if (string.IsNullOrEmpty(layer) || known.Contains(layer)) return;
-            throw new AuditUsageException($"{option} '{layer}': the model has no module of that name. Modules: {string.Join(", ", modules.Take(40).Select(m => m.Name))}{(modules.Count > 40 ? ", …" : "")}.");
+            if (string.IsNullOrEmpty(layer)) return; // "" is the input
+            if (ModelInspection.UnknownLayerMessage(modules, layer, "layer") is { } problem)
+                throw new AuditUsageException($"{option}: {problem} Modules: {string.Join(", ", modules.Take(40).Select(m => m.Name))}{(modules.Count > 40 ? ", …" : "")}.");
         }
         Require(SaliencyLayer, "--layer");
         GradientLayer = o.GradientLayer ?? "";
@@ -298,7 +299,9 @@ public sealed class AuditModel : IDisposable
             {
                 var jsonBytes = ReadAll(json);
                 var weightBytes = ReadAll(weights);
-                var card = Card.Parse(Encoding.UTF8.GetString(jsonBytes), "embedded default model card");
+                ModelCard card;
+                try { card = ModelCard.Parse(Encoding.UTF8.GetString(jsonBytes), "embedded default model card"); }
+                catch (InvalidDataException e) { throw new AuditUsageException(e.Message); }
                 var hash = Convert.ToHexStringLower(SHA256.HashData(jsonBytes.Concat(weightBytes).ToArray()))[..16];
                 var dir = Path.Combine(Path.GetTempPath(), $"ebp-audit-default-model-{hash}");
                 var cardPath = Path.Combine(dir, DefaultModelName + ".json");
@@ -331,78 +334,27 @@ public sealed class AuditModel : IDisposable
         return ms.ToArray();
     }
 
-    internal static string Sha256File(string path)
-    {
-        using var s = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(s));
-    }
+    internal static string Sha256File(string path) => ModelCard.Sha256(path);
 
     internal static string Sha256Text(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
 
     private static string CanonicalJson(string json) => JsonNode.Parse(json)!.ToJsonString();
 
     /// <summary>
-    /// The model card next to a model's weights (the format tools/Ebp.Train writes): <c>model</c> (architecture spec),
-    /// <c>weights</c> (file relative to the card), <c>weights_sha256</c>, <c>class_names</c>, <c>input</c>
-    /// (<c>channels</c>, <c>height</c>, <c>width</c>), <c>saliency</c> (<c>saliency_layer</c>, <c>contrast_layer</c>,
-    /// <c>classifier_layer</c>). The audit also reads optional <c>mean</c> and <c>std</c> arrays (per channel, after
-    /// scaling to [0, 1]); other fields are ignored.
+    /// A model card (<see cref="ModelCard"/>, the format tools/Ebp.Train writes, read by Ebp.Core); a card that is
+    /// missing or invalid is a usage error naming the file and the reason.
     /// </summary>
-    internal sealed class Card
+    private static ModelCard LoadCard(string path)
     {
-        public string Name { get; init; } = "";
-        public JsonObject Model { get; init; } = new();
-        public string Weights { get; init; } = "";
-        public string? WeightsSha256 { get; init; }
-        public List<string> ClassNames { get; init; } = new();
-        public (int Channels, int Width, int Height) Input { get; init; }
-        public float[]? Mean { get; init; }
-        public float[]? Std { get; init; }
-        public (string? SaliencyLayer, string? ContrastLayer, string? ClassifierLayer) Saliency { get; init; }
-
-        public static Card Load(string path)
+        try
         {
-            if (!File.Exists(path)) throw new AuditUsageException($"The model card '{path}' does not exist.");
-            return Parse(File.ReadAllText(path), path);
+            var card = ModelCard.Load(path);
+            if (card.Name.Length == 0) card.Name = Path.GetFileNameWithoutExtension(path);
+            return card;
         }
-
-        public static Card Parse(string text, string source)
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
         {
-            JsonObject root;
-            try
-            {
-                root = JsonNode.Parse(text) as JsonObject ?? throw new AuditUsageException($"'{source}' must hold a JSON object.");
-            }
-            catch (JsonException e)
-            {
-                throw new AuditUsageException($"'{source}' is not valid JSON: {e.Message}");
-            }
-            if (root["model"] is not JsonObject model || root["weights"]?.GetValue<string>() is not { Length: > 0 } weights)
-                throw new AuditUsageException($"'{source}' is not a model card: it needs \"model\" (an architecture spec) and \"weights\" (a file next to it).");
-            var input = root["input"] as JsonObject;
-            var sal = root["saliency"] as JsonObject;
-            static float[]? Floats(JsonNode? n) => n is JsonArray a ? a.Select(v => v!.GetValue<float>()).ToArray() : null;
-            static string? Str(JsonObject? o, string name) => o?[name] is JsonValue v ? v.GetValue<string>() : null;
-            static int Int(JsonObject? o, string name) => o?[name] is JsonValue v ? v.GetValue<int>() : 0;
-            try
-            {
-                return new Card
-                {
-                    Name = Str(root, "name") ?? Path.GetFileNameWithoutExtension(source),
-                    Model = model,
-                    Weights = weights,
-                    WeightsSha256 = Str(root, "weights_sha256"),
-                    ClassNames = root["class_names"] is JsonArray names ? names.Select(n => n!.ToString()).ToList() : new(),
-                    Input = (Int(input, "channels"), Int(input, "width"), Int(input, "height")),
-                    Mean = Floats(root["mean"] ?? input?["mean"]),
-                    Std = Floats(root["std"] ?? input?["std"]),
-                    Saliency = (Str(sal, "saliency_layer"), Str(sal, "contrast_layer"), Str(sal, "classifier_layer")),
-                };
-            }
-            catch (Exception e) when (e is InvalidOperationException or FormatException)
-            {
-                throw new AuditUsageException($"'{source}': a field has the wrong type: {e.Message}");
-            }
+            throw new AuditUsageException(e.Message);
         }
     }
 }

@@ -248,7 +248,7 @@ public sealed record AuditOptions
     /// Images per batch: decoded together, recorded in the journal together (the checkpoint unit), and the granularity of
     /// cancellation. Default 8.
     /// </summary>
-    public int BatchSize { get; init; } = 8;
+    public int BatchSize { get; init; } = Ebp.MLNet.SaliencyEstimator.Defaults.BatchSize;
 
     /// <summary>
     /// Rows per forward/backward pass inside the stage. Default 1: every (image, class) is computed on its own, so its
@@ -260,7 +260,7 @@ public sealed record AuditOptions
     public int ComputeBatch { get; init; } = 1;
 
     /// <summary>Top predicted classes explained per image (besides the label and annotated classes). Default 1.</summary>
-    public int TopK { get; init; } = 1;
+    public int TopK { get; init; } = Ebp.MLNet.SaliencyEstimator.Defaults.TopK;
 
     /// <summary>
     /// Flag <c>low_energy</c> below this share of the map's positive mass inside the class's boxes, per method (a number
@@ -272,7 +272,7 @@ public sealed record AuditOptions
     public double? TolerancePx { get; init; }
 
     /// <summary>Opacity of the heat map in the overlays. Default 0.5.</summary>
-    public float OverlayAlpha { get; init; } = 0.5f;
+    public float OverlayAlpha { get; init; } = Ebp.MLNet.SaliencyEstimator.Defaults.OverlayAlpha;
 
     /// <summary>Write overlay PNGs. Default true.</summary>
     public bool WriteOverlays { get; init; } = true;
@@ -296,7 +296,7 @@ public sealed record AuditOptions
     public bool Restart { get; init; }
 
     /// <summary>TorchSharp device. Default "cpu".</summary>
-    public string Device { get; init; } = "cpu";
+    public string Device { get; init; } = Ebp.MLNet.SaliencyEstimator.Defaults.Device;
 
     /// <summary>
     /// Torch intra-op threads. Default null: <see cref="Ebp.Threading.TorchThreads.RecommendedIntraOpThreads"/> (the CPUs

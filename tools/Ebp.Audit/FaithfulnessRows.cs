@@ -1,4 +1,4 @@
-using Ebp.PointingGame;
+using Ebp.Evaluation;
 using TorchSharp;
 using static TorchSharp.torch;
 

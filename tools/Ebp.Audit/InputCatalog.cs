@@ -15,10 +15,6 @@ public sealed record AuditInput(string Key, string Path, string? Label, string? 
 /// <summary>Finds the images of a folder or a CSV manifest.</summary>
 public static class InputCatalog
 {
-    /// <summary>File extensions treated as images in a folder (case-insensitive).</summary>
-    public static readonly IReadOnlySet<string> ImageExtensions =
-        new HashSet<string>([".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"], StringComparer.OrdinalIgnoreCase);
-
     /// <summary>
     /// All inputs, sorted by <see cref="AuditInput.Key"/> (ordinal), before sharding. Only paths are held, never images.
     /// </summary>
@@ -62,7 +58,7 @@ public static class InputCatalog
         var list = new List<AuditInput>();
         foreach (var file in Directory.EnumerateFiles(root, "*", options))
         {
-            if (!ImageExtensions.Contains(System.IO.Path.GetExtension(file))) continue;
+            if (!ImageFormats.IsImageFile(file)) continue;
             if (excluded is not null && file.StartsWith(excluded, StringComparison.Ordinal)) continue;
             var rel = System.IO.Path.GetRelativePath(root, file);
             var key = rel.Replace('\\', '/');

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Defaults = Ebp.MLNet.SaliencyEstimator.Defaults;
 
 namespace Ebp.Audit;
 
@@ -103,20 +104,20 @@ public static class Program
         private readonly Option<string?> _gradientLayer = new("--gradient-layer") { Description = "gradient: saliency layer (default: the input, as TorchRay)." };
         private readonly Option<string?> _contrastLayer = new("--contrast-layer") { Description = "cebp: contrast layer (default: the card's)." };
         private readonly Option<string?> _classifierLayer = new("--classifier-layer") { Description = "cebp: classifier layer (default: the card's, else the last conv/linear)." };
-        private readonly Option<int> _batch = new("--batch-size", "-b") { Description = "Images per batch: decoded, checkpointed and cancellable together.", DefaultValueFactory = _ => 8 };
+        private readonly Option<int> _batch = new("--batch-size", "-b") { Description = "Images per batch: decoded, checkpointed and cancellable together.", DefaultValueFactory = _ => Defaults.BatchSize };
         private readonly Option<int> _computeBatch = new("--compute-batch") { Description = "Rows per forward/backward pass; 1 (default) makes every number independent of batching, so resumed and sharded runs reproduce a single run exactly; larger is faster for small models.", DefaultValueFactory = _ => 1 };
-        private readonly Option<int> _topK = new("--top-k", "-k") { Description = "Top predicted classes to explain per image (label and annotated classes are added).", DefaultValueFactory = _ => 1 };
+        private readonly Option<int> _topK = new("--top-k", "-k") { Description = "Top predicted classes to explain per image (label and annotated classes are added).", DefaultValueFactory = _ => Defaults.TopK };
         private readonly Option<string?> _minEnergy = new("--min-energy") { Description = MinEnergyHelp };
 
         /// <summary>The help of every --min-energy option.</summary>
         internal const string MinEnergyHelp = "Flag low_energy below this share of the map inside the class's boxes: one number for every method, or method=value pairs (ebp=0.1,cebp=0.5). Default per method, calibrated on the default model's scenes: ebp 0.12, cebp 0.52, gradient 0.09.";
         private readonly Option<double?> _tolerance = new("--tolerance") { Description = "Pointing tolerance in image pixels (default: 15 px at 224, scaled to the image's longer side)." };
-        private readonly Option<float> _alpha = new("--overlay-alpha") { Description = "Heat map opacity in overlays.", DefaultValueFactory = _ => 0.5f };
+        private readonly Option<float> _alpha = new("--overlay-alpha") { Description = "Heat map opacity in overlays.", DefaultValueFactory = _ => Defaults.OverlayAlpha };
         private readonly Option<bool> _noOverlays = new("--no-overlays") { Description = "Do not write overlay PNGs." };
         private readonly Option<string?> _shard = new("--shard") { Description = "Process shard i of N (i/N). Default: $JOB_COMPLETION_INDEX with N from --shards, $EBP_AUDIT_SHARDS or $JOB_COMPLETION_COUNT." };
         private readonly Option<int?> _shards = new("--shards") { Description = "Number of shards N (with $JOB_COMPLETION_INDEX)." };
         private readonly Option<bool> _restart = new("--restart") { Description = "Discard earlier results in the output folder instead of resuming." };
-        private readonly Option<string> _device = new("--device") { Description = "TorchSharp device.", DefaultValueFactory = _ => "cpu" };
+        private readonly Option<string> _device = new("--device") { Description = "TorchSharp device.", DefaultValueFactory = _ => Defaults.Device };
         private readonly Option<int?> _threads = new("--threads") { Description = "Torch intra-op threads (default: the CPUs this process may use: affinity and cgroup CPU quota)." };
         private readonly Option<bool> _faithfulness = new("--faithfulness") { Description = "Also measure each map's deletion and insertion curves (RISE): columns deletion_auc, insertion_auc and a summary table; 2(k+1) extra forward passes per row." };
         private readonly Option<int> _faithfulnessSteps = new("--faithfulness-steps") { Description = "Steps k of the deletion and insertion curves.", DefaultValueFactory = _ => 16 };

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Ebp.Datasets;
-using Ebp.PointingGame;
+using Ebp.Evaluation;
 using TorchSharp;
 
 // The pointing game (Zhang et al. 2016) for a model card.

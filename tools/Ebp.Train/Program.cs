@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Ebp.Datasets;
 using Ebp.Models;
-using Ebp.PointingGame;
+using Ebp.Evaluation;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;

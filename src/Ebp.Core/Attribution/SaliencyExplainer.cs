@@ -33,7 +33,8 @@ public sealed class SaliencyExplainer
 {
     private readonly TimeSpan _waitTimeout = TimeSpan.FromSeconds(30);
 
-    /// <summary>Explains <paramref name="model"/>.</summary>
+    /// <summary>An explainer of <paramref name="model"/>; the model is borrowed (not disposed) and restored after every call.</summary>
+    /// <param name="model">The classifier, <c>[B, C, H, W]</c> (or the input its first layer takes) to <c>[B, classes]</c>.</param>
     /// <exception cref="ArgumentNullException"><paramref name="model"/> is null.</exception>
     public SaliencyExplainer(nn.Module<Tensor, Tensor> model)
     {
@@ -367,19 +368,11 @@ public sealed class SaliencyExplainer
 
     private ScopeConfig Validate(SaliencyOptions options, IReadOnlyList<(string Name, nn.Module Module)> modules)
     {
-        if (!Enum.IsDefined(options.Method))
-            throw new ArgumentOutOfRangeException(nameof(options.Method), options.Method,
-                $"Unknown SaliencyMethod {(int)options.Method}; use one of {string.Join(", ", Enum.GetNames<SaliencyMethod>())}.");
+        options.CheckRules();
         var names = modules.ToDictionary(m => m.Name, m => m.Module);
         void RequireLayer(string? name, string what)
         {
-            if (name is null || names.ContainsKey(name)) return;
-            var close = names.Keys.Where(n => n.Contains(name, StringComparison.OrdinalIgnoreCase)
-                                              || name.Contains(n, StringComparison.OrdinalIgnoreCase)).Take(5).ToList();
-            throw new ArgumentException(
-                $"Unknown {what} '{name}': the model has no module of that name. " +
-                (close.Count > 0 ? $"Did you mean {string.Join(", ", close.Select(c => $"'{c}'"))}? " : "") +
-                "Layer names are state_dict-style module names such as 'features.16' or 'layer2'; \"\" is the input.");
+            if (ModelInspection.UnknownLayerMessage(modules, name, what) is { } problem) throw new ArgumentException(problem);
         }
 
         if (options.SaliencyLayer is null) throw new ArgumentNullException(nameof(options.SaliencyLayer), "SaliencyLayer is \"\" for the input, or a module name.");
@@ -394,8 +387,7 @@ public sealed class SaliencyExplainer
         string? contrast = null, classifier = null;
         if (options.Method == SaliencyMethod.ContrastiveExcitationBackprop)
         {
-            contrast = options.ContrastLayer ?? throw new ArgumentException(
-                "Contrastive Excitation Backprop needs SaliencyOptions.ContrastLayer (e.g. 'classifier.4' for VGG16, 'avgpool' for ResNet).");
+            contrast = options.ContrastLayer!;
             RequireLayer(contrast, "contrast layer");
             classifier = options.ClassifierLayer ?? ModelInspection.DefaultClassifierLayer(Model)
                 ?? throw new ArgumentException("The model has no convolution or linear layer to use as the classifier layer.");
@@ -405,17 +397,7 @@ public sealed class SaliencyExplainer
             if (contrast == options.SaliencyLayer)
                 throw new ArgumentException($"The saliency layer and the contrast layer are both '{contrast}'; the saliency layer must lie below the contrast layer.");
         }
-        else if (options.ContrastLayer is not null || options.ClassifierLayer is not null)
-        {
-            throw new ArgumentException("ContrastLayer and ClassifierLayer apply only to SaliencyMethod.ContrastiveExcitationBackprop.");
-        }
 
-        if (options.SmoothingSigma is { } s && (!double.IsFinite(s) || s < 0 || s > MapPostProcessing.MaxSigmaFraction))
-            throw new ArgumentOutOfRangeException(nameof(options.SmoothingSigma), s,
-                $"SmoothingSigma must be a finite fraction of the map's larger side in [0, {MapPostProcessing.MaxSigmaFraction}] (e.g. 0.02), or null for none.");
-        if (options.ResizeMode is not (ResizeMode.Bilinear or ResizeMode.Nearest))
-            throw new ArgumentOutOfRangeException(nameof(options.ResizeMode), options.ResizeMode,
-                $"Unknown ResizeMode {(int)options.ResizeMode}; use ResizeMode.Bilinear or ResizeMode.Nearest.");
 
         return new ScopeConfig(
             UseRules: options.Method is SaliencyMethod.ExcitationBackprop or SaliencyMethod.ContrastiveExcitationBackprop,

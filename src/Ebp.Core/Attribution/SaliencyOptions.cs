@@ -74,6 +74,31 @@ public sealed record SaliencyOptions
 
     /// <summary>Let the ordinary gradient pass through every layer that has no rule. Default false.</summary>
     public bool PlainGradientForUnsupportedLayers { get; init; }
+
+    /// <summary>
+    /// The one check of the rules between options that need no model (the explainer and the ML.NET stage apply it):
+    /// a known method and resize mode; contrastive EBP needs <see cref="ContrastLayer"/>, and only it takes
+    /// <see cref="ContrastLayer"/> and <see cref="ClassifierLayer"/>; <see cref="SmoothingSigma"/> in
+    /// [0, <see cref="MapPostProcessing.MaxSigmaFraction"/>]. Layer names are checked against the model by the explainer.
+    /// </summary>
+    /// <exception cref="ArgumentException">Contrast or classifier layer given to the wrong method, or missing for contrastive EBP.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An unknown method or resize mode, or a smoothing outside its range.</exception>
+    public void CheckRules()
+    {
+        if (!Enum.IsDefined(Method))
+            throw new ArgumentOutOfRangeException(nameof(Method), Method,
+                $"Unknown SaliencyMethod {(int)Method}; use one of {string.Join(", ", Enum.GetNames<SaliencyMethod>())}.");
+        if (Method == SaliencyMethod.ContrastiveExcitationBackprop && string.IsNullOrEmpty(ContrastLayer))
+            throw new ArgumentException("Contrastive Excitation Backprop needs ContrastLayer (e.g. 'classifier.4' for VGG16, 'avgpool' for ResNet).");
+        if (Method != SaliencyMethod.ContrastiveExcitationBackprop && (ContrastLayer is not null || ClassifierLayer is not null))
+            throw new ArgumentException("ContrastLayer and ClassifierLayer apply only to SaliencyMethod.ContrastiveExcitationBackprop.");
+        if (SmoothingSigma is { } s && (!double.IsFinite(s) || s < 0 || s > MapPostProcessing.MaxSigmaFraction))
+            throw new ArgumentOutOfRangeException(nameof(SmoothingSigma), s,
+                $"SmoothingSigma must be a finite fraction of the map's larger side in [0, {MapPostProcessing.MaxSigmaFraction}] (e.g. 0.02), or null for none.");
+        if (ResizeMode is not (ResizeMode.Bilinear or ResizeMode.Nearest))
+            throw new ArgumentOutOfRangeException(nameof(ResizeMode), ResizeMode,
+                $"Unknown ResizeMode {(int)ResizeMode}; use ResizeMode.Bilinear or ResizeMode.Nearest.");
+    }
 }
 
 /// <summary>A requested map size.</summary>
@@ -92,7 +117,12 @@ public sealed record MapSize
         return new MapSize(width, height, false);
     }
 
+    /// <summary>The width in pixels (0 for <see cref="Input"/>).</summary>
     public int Width { get; }
+
+    /// <summary>The height in pixels (0 for <see cref="Input"/>).</summary>
     public int Height { get; }
+
+    /// <summary>Whether this is <see cref="Input"/>: the model input's own height and width.</summary>
     public bool IsInput { get; }
 }

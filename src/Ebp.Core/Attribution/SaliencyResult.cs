@@ -32,6 +32,7 @@ public sealed class SaliencyResult : IDisposable
     /// <summary>The map as a float array with its shape, for callers outside TorchSharp.</summary>
     public float[] MapToArray() => Map.cpu().data<float>().ToArray();
 
+    /// <summary>Disposes the map, the scores and the signals this result holds.</summary>
     public void Dispose()
     {
         Map.Dispose();

@@ -92,8 +92,7 @@ public abstract class SaliencyTarget
             if (_rank >= output.shape[1])
                 throw new ArgumentOutOfRangeException("target", _rank, $"Rank {_rank} is out of range: the model has {output.shape[1]} classes.");
             using var scope = torch.NewDisposeScope();
-            // Ties resolve to the lower class index, as argmax does.
-            var (_, order) = output.detach().sort(1, descending: true, stable: true);
+            var order = Ranking.Descending(output);
             var index = order.narrow(1, _rank, 1);
             return torch.zeros_like(output).scatter_(1, index, torch.ones_like(index, dtype: output.dtype)).MoveToOuterDisposeScope();
         }

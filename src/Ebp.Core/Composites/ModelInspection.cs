@@ -30,6 +30,28 @@ public static class ModelInspection
     }
 
     /// <summary>
+    /// The one check of a layer name against a model (the explainer, the ML.NET stage and the audit tool use it):
+    /// null when <paramref name="name"/> is null or names one of <paramref name="modules"/>, otherwise the message to
+    /// raise: that the model has no such module, the names that contain it or that it contains ("Did you mean"), and
+    /// examples of the model's own names. <c>""</c> (the input) is the caller's to accept.
+    /// </summary>
+    /// <param name="modules">The model's modules, as <see cref="NamedModules"/> lists them.</param>
+    /// <param name="name">The layer name given, or null.</param>
+    /// <param name="what">What the name is for, in the message (e.g. "saliency layer").</param>
+    public static string? UnknownLayerMessage(IReadOnlyList<(string Name, nn.Module Module)> modules, string? name, string what)
+    {
+        ArgumentNullException.ThrowIfNull(modules);
+        if (name is null || modules.Any(m => m.Name == name)) return null;
+        var close = name.Length == 0 ? new List<string>() : modules.Select(m => m.Name)
+            .Where(n => n.Contains(name, StringComparison.OrdinalIgnoreCase) || name.Contains(n, StringComparison.OrdinalIgnoreCase))
+            .Take(5).ToList();
+        var examples = modules.Count > 0 ? string.Join(", ", modules.Take(4).Select(m => $"'{m.Name}'")) : "'features.16' or 'layer2'";
+        return $"Unknown {what} '{name}': the model has no module of that name. " +
+               (close.Count > 0 ? $"Did you mean {string.Join(", ", close.Select(c => $"'{c}'"))}? " : "") +
+               $"Layer names are state_dict-style module names such as {examples}; \"\" is the input.";
+    }
+
+    /// <summary>
     /// The state_dict-style name of <paramref name="module"/> inside <paramref name="model"/>, so that a layer can be
     /// given by reference: <c>SaliencyLayer = ModelInspection.NameOf(model, myConv)</c>, or in a composite
     /// <c>WithRule(ModelInspection.NameOf(model, myNorm), LayerRule.PassThrough)</c>.

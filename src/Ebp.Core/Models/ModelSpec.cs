@@ -131,26 +131,26 @@ public static class ModelSpec
 /// </summary>
 public static class ModelZoo
 {
-    private static readonly Dictionary<string, Func<int, nn.Module<Tensor, Tensor>>> Factories =
+    private static readonly Dictionary<string, Func<int, object>> Configs =
         new(StringComparer.OrdinalIgnoreCase)
         {
-            ["vgg11"] = n => new Vgg(VggConfig.Vgg11(false, n)),
-            ["vgg11_bn"] = n => new Vgg(VggConfig.Vgg11(true, n)),
-            ["vgg13"] = n => new Vgg(VggConfig.Vgg13(false, n)),
-            ["vgg13_bn"] = n => new Vgg(VggConfig.Vgg13(true, n)),
-            ["vgg16"] = n => new Vgg(VggConfig.Vgg16(false, n)),
-            ["vgg16_bn"] = n => new Vgg(VggConfig.Vgg16(true, n)),
-            ["vgg19"] = n => new Vgg(VggConfig.Vgg19(false, n)),
-            ["vgg19_bn"] = n => new Vgg(VggConfig.Vgg19(true, n)),
-            ["resnet18"] = n => new ResNet(ResNetConfig.ResNet18(n)),
-            ["resnet34"] = n => new ResNet(ResNetConfig.ResNet34(n)),
-            ["resnet50"] = n => new ResNet(ResNetConfig.ResNet50(n)),
-            ["resnet101"] = n => new ResNet(ResNetConfig.ResNet101(n)),
-            ["resnet152"] = n => new ResNet(ResNetConfig.ResNet152(n)),
+            ["vgg11"] = n => VggConfig.Vgg11(false, n),
+            ["vgg11_bn"] = n => VggConfig.Vgg11(true, n),
+            ["vgg13"] = n => VggConfig.Vgg13(false, n),
+            ["vgg13_bn"] = n => VggConfig.Vgg13(true, n),
+            ["vgg16"] = n => VggConfig.Vgg16(false, n),
+            ["vgg16_bn"] = n => VggConfig.Vgg16(true, n),
+            ["vgg19"] = n => VggConfig.Vgg19(false, n),
+            ["vgg19_bn"] = n => VggConfig.Vgg19(true, n),
+            ["resnet18"] = n => ResNetConfig.ResNet18(n),
+            ["resnet34"] = n => ResNetConfig.ResNet34(n),
+            ["resnet50"] = n => ResNetConfig.ResNet50(n),
+            ["resnet101"] = n => ResNetConfig.ResNet101(n),
+            ["resnet152"] = n => ResNetConfig.ResNet152(n),
         };
 
     /// <summary>The accepted model names (lower case; matching is case-insensitive).</summary>
-    public static IReadOnlyList<string> Names { get; } = Factories.Keys.ToArray();
+    public static IReadOnlyList<string> Names { get; } = Configs.Keys.ToArray();
 
     /// <summary>Creates the named architecture, in evaluation mode.</summary>
     /// <param name="name"><c>vgg11</c>, <c>vgg11_bn</c>, <c>vgg13</c>, <c>vgg13_bn</c>, <c>vgg16</c>, <c>vgg16_bn</c>,
@@ -158,14 +158,28 @@ public static class ModelZoo
     /// <param name="numClasses">Number of output classes.</param>
     /// <returns>A new <see cref="Vgg"/> or <see cref="ResNet"/>, already switched to <c>eval()</c>.</returns>
     /// <exception cref="ArgumentException">Unknown name (the message lists the valid names) or non-positive <paramref name="numClasses"/>.</exception>
-    public static nn.Module<Tensor, Tensor> Create(string name, int numClasses = 1000)
+    public static nn.Module<Tensor, Tensor> Create(string name, int numClasses = 1000) => Build(Config(name, numClasses));
+
+    /// <summary>The configuration (<see cref="VggConfig"/> or <see cref="ResNetConfig"/>) <see cref="Create"/> builds for a name.</summary>
+    internal static object Config(string name, int numClasses = 1000)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (!Factories.TryGetValue(name.Trim(), out var factory))
+        if (!Configs.TryGetValue(name.Trim(), out var config))
             throw new ArgumentException($"Unknown model name \"{name}\". Valid names: {string.Join(", ", Names)}.", nameof(name));
         if (numClasses <= 0)
             throw new ArgumentException($"numClasses must be positive (got {numClasses}).", nameof(numClasses));
-        var net = factory(numClasses);
+        return config(numClasses);
+    }
+
+    /// <summary>The network of a <see cref="Config"/> (possibly narrowed by a test), in evaluation mode.</summary>
+    internal static nn.Module<Tensor, Tensor> Build(object config)
+    {
+        nn.Module<Tensor, Tensor> net = config switch
+        {
+            VggConfig v => new Vgg(v),
+            ResNetConfig r => new ResNet(r),
+            _ => throw new ArgumentException($"Not a model configuration: {config?.GetType().Name ?? "null"}.", nameof(config)),
+        };
         net.eval();
         return net;
     }

@@ -10,6 +10,8 @@ namespace Ebp.Modules;
 /// </summary>
 public sealed class ResidualSum : nn.Module<Tensor, Tensor, Tensor>
 {
+    /// <summary>A residual sum; <paramref name="name"/> is the TorchSharp module name (not its state_dict key, which its parent gives).</summary>
+    /// <param name="name">The module's own name.</param>
     public ResidualSum(string name = "ResidualSum") : base(name) { }
 
     /// <summary>Returns <paramref name="branch"/> + <paramref name="shortcut"/> (a new tensor).</summary>

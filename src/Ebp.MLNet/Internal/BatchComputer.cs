@@ -129,8 +129,8 @@ internal sealed class BatchComputer
         Tensor? ranked = null;
         if (topK > 1)
         {
-            // The engine's own ranking (SaliencyTarget.Ranked): stable descending sort, ties to the lower index.
-            var (_, order) = results[0].Scores.detach().sort(1, descending: true, stable: true);
+            // The engine's own ranking (SaliencyTarget.Ranked), ties to the lower index.
+            using var order = Ranking.Descending(results[0].Scores);
             ranked = order.narrow(1, 0, topK).to(ScalarType.Int64).cpu().contiguous();
         }
         Tensor? overlayMaps = null;

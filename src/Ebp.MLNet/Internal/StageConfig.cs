@@ -25,11 +25,11 @@ internal sealed record StageConfig
     public const int FormatVersion = 4;
 
     public int Version { get; init; } = FormatVersion;
-    public string OutputColumn { get; init; } = "Saliency";
-    public string InputColumn { get; init; } = "Image";
+    public string OutputColumn { get; init; } = SaliencyEstimator.Defaults.OutputColumnName;
+    public string InputColumn { get; init; } = SaliencyEstimator.Defaults.InputColumnName;
     public ModelSourceKind Source { get; init; }
     public string? Architecture { get; init; }
-    public int ArchitectureClasses { get; init; } = 1000;
+    public int ArchitectureClasses { get; init; } = SaliencyEstimator.Defaults.NumClasses;
     public string? ModelSpecJson { get; init; }
     /// <summary>The ONNX model's file name (version 4), for an <see cref="ModelSourceKind.Onnx"/> stage.</summary>
     public string? OnnxModelFileName { get; init; }
@@ -42,27 +42,27 @@ internal sealed record StageConfig
     public MapResolution Resolution { get; init; }
     public ResizeMode ResizeMode { get; init; }
     public double? SmoothingSigma { get; init; }
-    public int BatchSize { get; init; } = 8;
-    public string Device { get; init; } = "cpu";
-    public int ImageWidth { get; init; } = 224;
-    public int ImageHeight { get; init; } = 224;
-    public float[] Mean { get; init; } = [0f, 0f, 0f];
-    public float[] Std { get; init; } = [1f, 1f, 1f];
+    public int BatchSize { get; init; } = SaliencyEstimator.Defaults.BatchSize;
+    public string Device { get; init; } = SaliencyEstimator.Defaults.Device;
+    public int ImageWidth { get; init; } = SaliencyEstimator.Defaults.ImageSize;
+    public int ImageHeight { get; init; } = SaliencyEstimator.Defaults.ImageSize;
+    public float[] Mean { get; init; } = SaliencyEstimator.Defaults.Mean();
+    public float[] Std { get; init; } = SaliencyEstimator.Defaults.Std();
     /// <summary>Input channels of the model (1 = grey, 3 = colour), from its first convolution.</summary>
     public int Channels { get; init; } = 3;
     public ChannelOrder ChannelOrder { get; init; }
-    public float Scale { get; init; } = 1f / 255;
+    public float Scale { get; init; } = SaliencyEstimator.Defaults.Scale;
     public SaliencyTargetKind Target { get; init; }
     public int TargetClass { get; init; }
     public string? LabelColumn { get; init; }
     public string? PredictedColumn { get; init; }
     public string? ScoresColumn { get; init; }
     public string? OverlayColumn { get; init; }
-    public float OverlayAlpha { get; init; } = 0.5f;
+    public float OverlayAlpha { get; init; } = SaliencyEstimator.Defaults.OverlayAlpha;
     public InvalidRowHandling InvalidRows { get; init; }
-    public string? ErrorColumn { get; init; } = "SaliencyError";
-    public int TopK { get; init; } = 1;
-    public string? TopKClassesColumn { get; init; } = "TopKClasses";
+    public string? ErrorColumn { get; init; } = SaliencyEstimator.Defaults.ErrorColumnName;
+    public int TopK { get; init; } = SaliencyEstimator.Defaults.TopK;
+    public string? TopKClassesColumn { get; init; } = SaliencyEstimator.Defaults.TopKClassesColumnName;
     /// <summary>Class names in class-index order, or null (version 3).</summary>
     public string[]? ClassNames { get; init; }
     /// <summary>The predicted-label column's type as asked for (version 3; older files: <see cref="PredictedLabelFormat.Index"/>).</summary>
@@ -121,7 +121,7 @@ internal sealed record StageConfig
         const string p = "options";
         if (string.IsNullOrWhiteSpace(o.OutputColumnName))
             throw new ArgumentException("OutputColumnName must be a non-empty column name.", p);
-        string input = o.InputColumnName ?? "Image";
+        string input = o.InputColumnName ?? SaliencyEstimator.Defaults.InputColumnName;
         if (input.Length == 0) throw new ArgumentException("InputColumnName must not be empty (null means \"Image\").", p);
 
         // ModelSources.Expand has checked that exactly one model source is set and turned a card or an ONNX file into these.
@@ -140,12 +140,18 @@ internal sealed record StageConfig
         if (o.WeightsPath is not null && o.WeightsPath.Length == 0)
             throw new ArgumentException("WeightsPath must not be empty (null means: no weight file).", p);
 
-        if (o.Method == SaliencyMethod.ContrastiveExcitationBackprop && string.IsNullOrEmpty(o.ContrastLayer))
-            throw new ArgumentException("Contrastive Excitation Backprop needs ContrastLayer (e.g. 'classifier.4' for VGG16, 'avgpool' for ResNet).", p);
-        if (o.Method != SaliencyMethod.ContrastiveExcitationBackprop && (o.ContrastLayer is not null || o.ClassifierLayer is not null))
-            throw new ArgumentException("ContrastLayer and ClassifierLayer apply only to SaliencyMethod.ContrastiveExcitationBackprop.", p);
-        if (o.SmoothingSigma is { } s && !(s >= 0 && double.IsFinite(s)))
-            throw new ArgumentException($"SmoothingSigma must be a non-negative fraction of the map size (got {s}).", p);
+        try
+        {
+            new SaliencyOptions
+            {
+                Method = o.Method, ContrastLayer = o.ContrastLayer, ClassifierLayer = o.ClassifierLayer,
+                SmoothingSigma = o.SmoothingSigma, ResizeMode = o.ResizeMode,
+            }.CheckRules(); // the engine's own rules, checked here before any model is built
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(e.Message, p, e);
+        }
         if (o.BatchSize < 1) throw new ArgumentException($"BatchSize must be at least 1 (got {o.BatchSize}).", p);
         if (string.IsNullOrWhiteSpace(o.Device)) throw new ArgumentException("Device must be a TorchSharp device string such as \"cpu\" or \"cuda\".", p);
         if (o.ImageWidth is not > 0 || o.ImageHeight is not > 0)
@@ -260,16 +266,10 @@ internal sealed record StageConfig
     public void CheckLayers(nn.Module model)
     {
         var modules = ModelInspection.NamedModules(model);
-        var names = modules.Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
         void Require(string? name, string what)
         {
-            if (string.IsNullOrEmpty(name) || names.Contains(name)) return;
-            var close = names.Where(n => n.Contains(name, StringComparison.OrdinalIgnoreCase)
-                                         || name.Contains(n, StringComparison.OrdinalIgnoreCase)).Take(5).ToList();
-            throw new ArgumentOutOfRangeException("options",
-                $"Unknown {what} '{name}': the model has no module of that name. " +
-                (close.Count > 0 ? $"Did you mean {string.Join(", ", close.Select(c => $"'{c}'"))}? " : "") +
-                $"Layers are state_dict-style module names such as {string.Join(", ", modules.Take(4).Select(m => $"'{m.Name}'"))}; \"\" is the input.");
+            if (string.IsNullOrEmpty(name)) return; // "" is the input
+            if (ModelInspection.UnknownLayerMessage(modules, name, what) is { } problem) throw new ArgumentOutOfRangeException("options", problem);
         }
         Require(SaliencyLayer, "saliency layer");
         Require(ContrastLayer, "contrast layer");

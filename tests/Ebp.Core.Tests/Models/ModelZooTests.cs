@@ -6,9 +6,36 @@ using static TorchSharp.torch;
 
 namespace Ebp.Core.Tests.Models;
 
+/// <remarks>
+/// Building a full-size VGG (138 M parameters) costs seconds, so the structural tests share one model of each name
+/// (built on first use; the tests of a class run one at a time) and the forward tests run the zoo's configuration
+/// narrowed (hidden width 32, ResNet width 16): the name → configuration mapping is asserted on the full configuration.
+/// </remarks>
 [TestClass]
 public sealed class ModelZooTests
 {
+    private static readonly Dictionary<string, nn.Module<Tensor, Tensor>> Shared = new(StringComparer.Ordinal);
+
+    /// <summary>The full-size zoo model of <paramref name="name"/> (1000 classes), built once for the class.</summary>
+    private static nn.Module<Tensor, Tensor> Zoo(string name)
+    {
+        lock (Shared)
+        {
+            if (!Shared.TryGetValue(name, out var m)) Shared[name] = m = ModelZoo.Create(name);
+            return m;
+        }
+    }
+
+    [ClassCleanup]
+    public static void DisposeShared()
+    {
+        lock (Shared)
+        {
+            foreach (var m in Shared.Values) m.Dispose();
+            Shared.Clear();
+        }
+    }
+
     private static bool BitEqual(Tensor a, Tensor b) =>
         a.dtype == b.dtype && a.shape.SequenceEqual(b.shape) && a.contiguous().bytes.SequenceEqual(b.contiguous().bytes);
 
@@ -21,14 +48,13 @@ public sealed class ModelZooTests
     [DataRow("vgg11_bn", 132_868_840L)]
     public void ParameterCountMatchesTorchvision(string name, long expected)
     {
-        using var model = ModelZoo.Create(name);
-        Assert.AreEqual(expected, ParameterCount(model));
+        Assert.AreEqual(expected, ParameterCount(Zoo(name)));
     }
 
     [TestMethod]
     public void ResNet18StateDictHasTorchvisionKeyCount()
     {
-        using var model = ModelZoo.Create("resnet18");
+        var model = Zoo("resnet18");
         var sd = model.state_dict();
         // torchvision resnet18: 62 parameters + 60 buffers (20 BatchNorms × running_mean/running_var/num_batches_tracked) = 122.
         Assert.AreEqual(122, sd.Count);
@@ -40,7 +66,7 @@ public sealed class ModelZooTests
     [TestMethod]
     public void ResNet50StateDictHasTorchvisionKeyCount()
     {
-        using var model = ModelZoo.Create("resnet50");
+        var model = Zoo("resnet50");
         // torchvision resnet50: 161 parameters + 53 BatchNorms × 3 buffers = 320.
         Assert.AreEqual(320, model.state_dict().Count);
         Assert.AreEqual(161, model.named_parameters().Count());
@@ -49,7 +75,7 @@ public sealed class ModelZooTests
     [TestMethod]
     public void ResNetStateDictContainsTorchvisionKeys()
     {
-        using var r18 = ModelZoo.Create("resnet18");
+        var r18 = Zoo("resnet18");
         var keys = r18.state_dict().Keys.ToHashSet();
         string[] expected =
         [
@@ -64,7 +90,7 @@ public sealed class ModelZooTests
         Assert.IsFalse(keys.Any(k => k.Contains(".add", StringComparison.Ordinal)), "ResidualSum must not add state");
         Assert.IsFalse(keys.Any(k => k.Contains("conv1.bias", StringComparison.Ordinal)), "ResNet convs have no bias");
 
-        using var r50 = ModelZoo.Create("resnet50");
+        var r50 = Zoo("resnet50");
         var k50 = r50.state_dict();
         Assert.IsTrue(k50.ContainsKey("layer1.0.downsample.0.weight"), "resnet50 layer1.0 changes channels 64→256");
         CollectionAssert.AreEqual(new long[] { 64, 64, 3, 3 }, k50["layer1.0.conv2.weight"].shape);
@@ -75,7 +101,7 @@ public sealed class ModelZooTests
     [TestMethod]
     public void BottleneckStrideIsOnThe3x3Conv()
     {
-        using var model = (ResNet)ModelZoo.Create("resnet50");
+        var model = (ResNet)Zoo("resnet50");
         var block = (Bottleneck)model.Layer2[0];
         Assert.AreEqual(2L, block.Stride);
         // Check the strides with a forward pass: conv1 keeps the size, conv2 halves it.
@@ -90,7 +116,7 @@ public sealed class ModelZooTests
     [TestMethod]
     public void VggStateDictContainsTorchvisionKeys()
     {
-        using var model = ModelZoo.Create("vgg16");
+        var model = Zoo("vgg16");
         var sd = model.state_dict();
         Assert.AreEqual(32, sd.Count); // 13 convs + 3 linears, weight + bias each
         CollectionAssert.AreEqual(new long[] { 64, 3, 3, 3 }, sd["features.0.weight"].shape);
@@ -98,7 +124,7 @@ public sealed class ModelZooTests
         CollectionAssert.AreEqual(new long[] { 4096, 25088 }, sd["classifier.0.weight"].shape);
         CollectionAssert.AreEqual(new long[] { 1000 }, sd["classifier.6.bias"].shape);
 
-        using var bn = ModelZoo.Create("vgg11_bn");
+        var bn = Zoo("vgg11_bn");
         var sdBn = bn.state_dict();
         Assert.IsTrue(sdBn.ContainsKey("features.1.running_var"));
         Assert.IsTrue(sdBn.ContainsKey("features.1.num_batches_tracked"));
@@ -114,7 +140,9 @@ public sealed class ModelZooTests
     [DataRow("resnet152")]
     public void ResNetOutputShape(string name)
     {
-        using var model = ModelZoo.Create(name);
+        var config = (ResNetConfig)ModelZoo.Config(name);
+        Assert.AreEqual(64, config.Width, "the zoo builds torchvision's width");
+        using var model = ModelZoo.Build(config with { Width = 16 });
         using var x = rand(1, 3, 64, 64);
         using var y = model.call(x);
         CollectionAssert.AreEqual(new long[] { 1, 1000 }, y.shape);
@@ -132,7 +160,10 @@ public sealed class ModelZooTests
     [DataRow("VGG19_BN")]
     public void VggOutputShape(string name)
     {
-        using var model = ModelZoo.Create(name, numClasses: 7);
+        var config = (VggConfig)ModelZoo.Config(name, numClasses: 7);
+        Assert.AreEqual(4096, config.Hidden, "the zoo builds torchvision's hidden width");
+        Assert.AreEqual(name.EndsWith("_bn", StringComparison.OrdinalIgnoreCase), config.BatchNorm);
+        using var model = ModelZoo.Build(config with { Hidden = 32 });
         using var x = rand(2, 3, 32, 32);
         using var y = model.call(x);
         CollectionAssert.AreEqual(new long[] { 2, 7 }, y.shape);
@@ -142,7 +173,7 @@ public sealed class ModelZooTests
     [TestMethod]
     public void ZooModelsAreInEvalModeAndDeterministic()
     {
-        using var model = ModelZoo.Create("vgg11_bn", numClasses: 5);
+        var model = Zoo("vgg11_bn");
         Assert.IsFalse(model.training);
         using var x = rand(1, 3, 32, 32);
         using var a = model.call(x);
@@ -166,7 +197,7 @@ public sealed class ModelZooTests
         // Forward hooks only fire through call(); every leaf module must see its hook fire.
         foreach (var name in new[] { "resnet18", "resnet50", "vgg11_bn" })
         {
-            using var model = name.StartsWith("vgg") ? (nn.Module)new Vgg(VggConfig.Vgg11(true, 10) with { Hidden = 32 }) : ModelZoo.Create(name, 10);
+            var model = name.StartsWith("vgg") ? (nn.Module)new Vgg(VggConfig.Vgg11(true, 10) with { Hidden = 32 }) : Zoo(name);
             var fired = new HashSet<string>();
             var removers = new List<Action>();
             foreach (var (path, m) in model.named_modules())
@@ -184,13 +215,14 @@ public sealed class ModelZooTests
             var notFired = model.named_modules().Select(t => t.name).Where(n => !fired.Contains(n)).ToList();
             Assert.AreEqual(0, notFired.Count, $"{name}: modules not invoked through call(): {string.Join(", ", notFired)}");
             foreach (var r in removers) r();
+            if (name.StartsWith("vgg")) model.Dispose();
         }
     }
 
     [TestMethod]
     public void ResidualBlocksHaveAnAddModule()
     {
-        using var model = (ResNet)ModelZoo.Create("resnet18");
+        var model = (ResNet)Zoo("resnet18");
         var adds = model.named_modules().Where(t => t.module is ResidualSum).Select(t => t.name).ToList();
         Assert.AreEqual(8, adds.Count);
         CollectionAssert.Contains(adds, "layer1.0.add");
@@ -213,7 +245,7 @@ public sealed class ModelZooTests
     [TestMethod]
     public void DefinitionOrderIsTorchvisions()
     {
-        using var model = ModelZoo.Create("resnet18");
+        var model = Zoo("resnet18");
         var top = model.named_children().Select(c => c.name).ToArray();
         CollectionAssert.AreEqual(new[] { "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc" }, top);
         // PyTorch's named_modules() is a pre-order walk; TorchSharp's lists all direct children before any
@@ -224,7 +256,7 @@ public sealed class ModelZooTests
         Assert.IsTrue(preOrder.IndexOf("layer1.0.add") < preOrder.IndexOf("layer1.1.conv1"));
         Assert.AreEqual("layer4.1.add", preOrder[^3]);
 
-        using var vgg = ModelZoo.Create("vgg11");
+        var vgg = Zoo("vgg16"); // every torchvision VGG has these children
         CollectionAssert.AreEqual(new[] { "features", "avgpool", "classifier" }, vgg.named_children().Select(c => c.name).ToArray());
     }
 }

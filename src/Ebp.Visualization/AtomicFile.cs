@@ -1,10 +1,11 @@
 using System.Text;
 
-namespace Ebp.Audit;
+namespace Ebp.Visualization;
 
 /// <summary>
 /// Writes files atomically: the content goes to a hidden temporary file in the same folder, is flushed to disk, and
-/// is then renamed over the target. A reader (or a crash) never sees a half-written file.
+/// is then renamed over the target. A reader (or a crash) never sees a half-written file. The one home of atomic
+/// writes for PNGs (<see cref="Figure.SavePng"/>), saved pipelines (Ebp.MLNet) and the audit tool's reports.
 /// </summary>
 public static class AtomicFile
 {

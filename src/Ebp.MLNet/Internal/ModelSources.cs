@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace Ebp.MLNet.Internal;
 
 /// <summary>
@@ -22,73 +20,30 @@ internal sealed record ModelDescription
 }
 
 /// <summary>
-/// Reads a model card: the JSON file stored next to a model's weights (e.g. <c>models/cluttered-mnist-vgg.json</c>)
-/// with <c>model</c> (an Ebp model spec), <c>weights</c> (a file name in the card's folder), <c>class_names</c>,
-/// <c>input</c> and <c>saliency</c>. The card is untrusted input: its size is bounded and its weight file must stay
-/// inside the card's folder.
+/// Reads a model card (<see cref="Ebp.Models.ModelCard"/>, the one reader of the format) into a
+/// <see cref="ModelDescription"/>; a card that is missing or invalid is an error about the caller's options.
 /// </summary>
-internal static class ModelCard
+internal static class ModelCardSource
 {
-    private const long MaxCardBytes = 1 << 20;
-
     public static ModelDescription Read(string path)
     {
-        var full = Path.GetFullPath(path);
-        if (!File.Exists(full)) throw new ArgumentException($"Model card not found: '{path}' (full path '{full}').", "options");
-        if (new FileInfo(full).Length > MaxCardBytes)
-            throw new ArgumentException($"'{path}' is larger than {MaxCardBytes} bytes; a model card is a small JSON file.", "options");
-        JsonElement root;
+        Ebp.Models.ModelCard card;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(full), new JsonDocumentOptions { MaxDepth = 32 });
-            root = doc.RootElement.Clone();
+            card = Ebp.Models.ModelCard.Load(path);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is FileNotFoundException or InvalidDataException)
         {
-            throw new ArgumentException($"'{path}' is not a model card (invalid JSON: {e.Message}).", "options", e);
+            throw new ArgumentException(e.Message, "options", e);
         }
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
-            throw new ArgumentException($"'{path}' is not a model card: it needs a \"model\" object (an Ebp model spec).", "options");
-
-        string? weights = null;
-        if (root.TryGetProperty("weights", out var w) && w.ValueKind == JsonValueKind.String)
-        {
-            var folder = Path.GetDirectoryName(full)!;
-            var name = w.GetString()!;
-            var resolved = Path.GetFullPath(Path.Combine(folder, name));
-            if (name.Length == 0 || Path.IsPathRooted(name) || Path.GetDirectoryName(resolved) != folder)
-                throw new ArgumentException($"The model card '{path}' names the weight file \"{name}\"; it must be a file name in the card's folder.", "options");
-            weights = resolved;
-        }
-
-        string[]? classNames = null;
-        if (root.TryGetProperty("class_names", out var names) && names.ValueKind == JsonValueKind.Array)
-        {
-            classNames = names.EnumerateArray().Select(n => n.ValueKind == JsonValueKind.String ? n.GetString()! : n.ToString()).ToArray();
-            if (classNames.Distinct(StringComparer.Ordinal).Count() != classNames.Length)
-                throw new ArgumentException($"The model card '{path}' lists a class name twice.", "options");
-        }
-
-        int? width = null, height = null;
-        if (root.TryGetProperty("input", out var input) && input.ValueKind == JsonValueKind.Object)
-        {
-            if (input.TryGetProperty("width", out var iw) && iw.TryGetInt32(out var wv) && wv > 0) width = wv;
-            if (input.TryGetProperty("height", out var ih) && ih.TryGetInt32(out var hv) && hv > 0) height = hv;
-        }
-
-        string? layer = null;
-        if (root.TryGetProperty("saliency", out var s) && s.ValueKind == JsonValueKind.Object
-            && s.TryGetProperty("saliency_layer", out var l) && l.ValueKind == JsonValueKind.String)
-            layer = l.GetString();
-
         return new ModelDescription
         {
-            ModelSpecJson = model.GetRawText(),
-            WeightsPath = weights,
-            ClassNames = classNames,
-            ImageWidth = width,
-            ImageHeight = height,
-            SaliencyLayer = layer,
+            ModelSpecJson = card.Model.ToJsonString(),
+            WeightsPath = card.WeightsPathNextTo(path),
+            ClassNames = card.ClassNames.Count > 0 ? card.ClassNames.ToArray() : null,
+            ImageWidth = card.Input.Width > 0 ? card.Input.Width : null,
+            ImageHeight = card.Input.Height > 0 ? card.Input.Height : null,
+            SaliencyLayer = card.Saliency.SaliencyLayer.Length > 0 ? card.Saliency.SaliencyLayer : null,
         };
     }
 }
@@ -121,7 +76,7 @@ internal static class ModelSources
         var copy = o.Clone();
         if (o.ModelCardPath is { } card)
         {
-            var d = ModelCard.Read(card);
+            var d = ModelCardSource.Read(card);
             copy.ModelCardPath = null;
             copy.ModelSpecJson = d.ModelSpecJson;
             copy.WeightsPath ??= d.WeightsPath;
@@ -146,8 +101,8 @@ internal static class ModelSources
                 copy.ClassifierLayer ??= suggested.ClassifierLayer;
             }
         }
-        copy.ImageWidth ??= 224;
-        copy.ImageHeight ??= 224;
+        copy.ImageWidth ??= SaliencyEstimator.Defaults.ImageSize;
+        copy.ImageHeight ??= SaliencyEstimator.Defaults.ImageSize;
         copy.SaliencyLayer ??= "";
         return copy;
     }
