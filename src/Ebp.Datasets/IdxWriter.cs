@@ -4,7 +4,7 @@ using System.IO.Compression;
 namespace Ebp.Datasets;
 
 /// <summary>Writes IDX image/label files in the layout <see cref="IdxReader"/> reads (optionally gzipped).</summary>
-public static class IdxWriter
+internal static class IdxWriter
 {
     /// <summary>Writes <paramref name="count"/> images of rows x cols bytes as an IDX3 file.</summary>
     public static void WriteImages(string path, int count, int rows, int cols, ReadOnlySpan<byte> pixels, bool gzip = false)

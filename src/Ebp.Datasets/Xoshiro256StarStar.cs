@@ -7,7 +7,7 @@ namespace Ebp.Datasets;
 /// generator states and to derive independent per-item seeds. Pure integer arithmetic, so its output
 /// is identical on every machine and runtime.
 /// </summary>
-public static class SplitMix64
+internal static class SplitMix64
 {
     /// <summary>The golden-ratio increment of SplitMix64.</summary>
     public const ulong Gamma = 0x9E3779B97F4A7C15UL;
@@ -41,7 +41,7 @@ public static class SplitMix64
 /// version. Only integer operations are used (bounded integers by Lemire's unbiased method).
 /// Not thread-safe; not for cryptography.
 /// </summary>
-public sealed class Xoshiro256StarStar
+internal sealed class Xoshiro256StarStar
 {
     private ulong _s0, _s1, _s2, _s3;
 

@@ -15,7 +15,7 @@ namespace Ebp.Models;
 /// <c>state_dict</c> is torchvision's). One <c>relu</c> module is reused for both ReLUs, as in torchvision, so a
 /// hook on it fires twice per forward pass.
 /// </remarks>
-public sealed class BasicBlock : nn.Module<Tensor, Tensor>
+internal sealed class BasicBlock : nn.Module<Tensor, Tensor>
 {
     /// <summary>Output channels = <c>planes · Expansion</c>.</summary>
     public const int Expansion = 1;

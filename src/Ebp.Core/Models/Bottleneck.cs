@@ -15,7 +15,7 @@ namespace Ebp.Models;
 /// <c>relu</c> module is reused for all three ReLUs, as in torchvision, so a hook on it fires three times per
 /// forward pass.
 /// </remarks>
-public sealed class Bottleneck : nn.Module<Tensor, Tensor>
+internal sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
     /// <summary>Output channels = <c>planes · Expansion</c>.</summary>
     public const int Expansion = 4;

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Ebp.Onnx.Modules;
 
 /// <summary>ONNX <c>Clip</c> with bounds other than ReLU's or ReLU6's.</summary>
-public sealed class OnnxClip : nn.Module<Tensor, Tensor>
+internal sealed class OnnxClip : nn.Module<Tensor, Tensor>
 {
     private readonly double? _min, _max;
     public OnnxClip(string name, double? min, double? max) : base(name) { _min = min; _max = max; }
@@ -19,7 +19,7 @@ public sealed class OnnxClip : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>ONNX <c>HardSigmoid</c>: <c>max(0, min(1, alpha·x + beta))</c> (defaults 0.2, 0.5, unlike PyTorch's 1/6).</summary>
-public sealed class OnnxHardSigmoid : nn.Module<Tensor, Tensor>
+internal sealed class OnnxHardSigmoid : nn.Module<Tensor, Tensor>
 {
     private readonly double _alpha, _beta;
     public OnnxHardSigmoid(string name, double alpha, double beta) : base(name) { _alpha = alpha; _beta = beta; }

@@ -4,13 +4,13 @@ using static TorchSharp.torch;
 namespace Ebp.Onnx.Modules;
 
 /// <summary>The arithmetic of an ONNX element-wise node.</summary>
-public enum ElementwiseOp { Add, Sub, Mul, Div }
+internal enum ElementwiseOp { Add, Sub, Mul, Div }
 
 /// <summary>
 /// Add/Sub/Mul/Div of an activation and a constant (a bias, the input normalisation). Parameterless, so
 /// Excitation Backprop passes its ordinary gradient.
 /// </summary>
-public sealed class ConstantArithmetic : nn.Module<Tensor, Tensor>
+internal sealed class ConstantArithmetic : nn.Module<Tensor, Tensor>
 {
     private readonly Tensor constant;
     private readonly ElementwiseOp _op;
@@ -44,7 +44,7 @@ public sealed class ConstantArithmetic : nn.Module<Tensor, Tensor>
 /// (<c>PlainGradientLayers</c> / <c>PlainGradientForUnsupportedLayers</c>). Its input is the two operands
 /// broadcast and stacked, so the engine sees it as a one-input layer.
 /// </summary>
-public sealed class UnsupportedElementwise : nn.Module<Tensor, Tensor>
+internal sealed class UnsupportedElementwise : nn.Module<Tensor, Tensor>
 {
     private readonly ElementwiseOp _op;
 #pragma warning disable IDE0052 // registered for the engine's classification, never read

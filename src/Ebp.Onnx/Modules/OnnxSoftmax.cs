@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Ebp.Onnx.Modules;
 
 /// <summary>A Softmax inside the graph (a final one is the head and left out). Before opset 13 it normalises over the flattened trailing dimensions.</summary>
-public sealed class OnnxSoftmax : nn.Module<Tensor, Tensor>
+internal sealed class OnnxSoftmax : nn.Module<Tensor, Tensor>
 {
     private readonly long _axis;
     private readonly bool _singleAxis;

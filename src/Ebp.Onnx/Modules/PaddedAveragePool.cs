@@ -8,7 +8,7 @@ namespace Ebp.Onnx.Modules;
 /// <c>ceil_mode</c>): the window sum over the zero-padded input divided by the number of real inputs in it.
 /// Not an <c>AvgPool2d</c>, so Excitation Backprop passes its ordinary gradient.
 /// </summary>
-public sealed class PaddedAveragePool : nn.Module<Tensor, Tensor>
+internal sealed class PaddedAveragePool : nn.Module<Tensor, Tensor>
 {
     private readonly long[] _kernel, _stride, _torchPads;
 

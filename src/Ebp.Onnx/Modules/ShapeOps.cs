@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Ebp.Onnx.Modules;
 
 /// <summary>ONNX <c>Reshape</c>: 0 copies the input's dimension (unless allowzero), −1 is inferred.</summary>
-public sealed class OnnxReshape : nn.Module<Tensor, Tensor>
+internal sealed class OnnxReshape : nn.Module<Tensor, Tensor>
 {
     private readonly bool _allowZero;
 
@@ -23,7 +23,7 @@ public sealed class OnnxReshape : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>ONNX <c>Flatten</c>: a 2-D view, dimensions before <c>axis</c> into the first.</summary>
-public sealed class OnnxFlatten : nn.Module<Tensor, Tensor>
+internal sealed class OnnxFlatten : nn.Module<Tensor, Tensor>
 {
     private readonly long _axis;
     public OnnxFlatten(string name, long axis) : base(name) => _axis = axis;
@@ -38,7 +38,7 @@ public sealed class OnnxFlatten : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>ONNX <c>Transpose</c> (for example NHWC → NCHW after a TensorFlow export).</summary>
-public sealed class OnnxTranspose : nn.Module<Tensor, Tensor>
+internal sealed class OnnxTranspose : nn.Module<Tensor, Tensor>
 {
     private readonly long[] _perm;
     public OnnxTranspose(string name, long[] perm) : base(name) => _perm = perm;
@@ -46,7 +46,7 @@ public sealed class OnnxTranspose : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>ONNX <c>Squeeze</c> (<c>axes</c> empty: every dimension of size 1).</summary>
-public sealed class OnnxSqueeze : nn.Module<Tensor, Tensor>
+internal sealed class OnnxSqueeze : nn.Module<Tensor, Tensor>
 {
     private readonly long[] _axes;
     public OnnxSqueeze(string name, long[] axes) : base(name) => _axes = axes;
@@ -62,7 +62,7 @@ public sealed class OnnxSqueeze : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>ONNX <c>Unsqueeze</c>: axes refer to the output's rank.</summary>
-public sealed class OnnxUnsqueeze : nn.Module<Tensor, Tensor>
+internal sealed class OnnxUnsqueeze : nn.Module<Tensor, Tensor>
 {
     private readonly long[] _axes;
     public OnnxUnsqueeze(string name, long[] axes) : base(name) => _axes = axes;
@@ -78,7 +78,7 @@ public sealed class OnnxUnsqueeze : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>ONNX <c>Concat</c> of two tensors (a pair module, so a hook can see its output).</summary>
-public sealed class OnnxConcat2 : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class OnnxConcat2 : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly long _axis;
     public OnnxConcat2(string name, long axis) : base(name) => _axis = axis;
@@ -86,7 +86,7 @@ public sealed class OnnxConcat2 : nn.Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>ONNX <c>Concat</c> of three or more tensors.</summary>
-public sealed class OnnxConcat : nn.Module<Tensor[], Tensor>
+internal sealed class OnnxConcat : nn.Module<Tensor[], Tensor>
 {
     private readonly long _axis;
     public OnnxConcat(string name, long axis) : base(name) => _axis = axis;
@@ -94,7 +94,7 @@ public sealed class OnnxConcat : nn.Module<Tensor[], Tensor>
 }
 
 /// <summary>ONNX <c>Pad</c> (constant, reflect or edge), pads in ONNX order <c>[b1, b2, …, e1, e2, …]</c>.</summary>
-public sealed class OnnxPad : nn.Module<Tensor, Tensor>
+internal sealed class OnnxPad : nn.Module<Tensor, Tensor>
 {
     private readonly long[] _pads;
     private readonly PaddingModes _mode;
@@ -120,7 +120,7 @@ public sealed class OnnxPad : nn.Module<Tensor, Tensor>
 /// Marks the output of a scope of the exporting framework (a torchvision stage such as <c>layer3</c>, a fire
 /// module): an alias, so that the stage can be named as saliency or contrast layer.
 /// </summary>
-public sealed class ScopeOutput : nn.Module<Tensor, Tensor>
+internal sealed class ScopeOutput : nn.Module<Tensor, Tensor>
 {
     public ScopeOutput(string name) : base(name) { }
     public override Tensor forward(Tensor input) => input.alias();
