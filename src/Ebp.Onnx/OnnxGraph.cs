@@ -85,6 +85,7 @@ public sealed class OnnxGraph : nn.Module<Tensor, Tensor>, Ebp.Models.IDeclaresI
         public OnnxScope(string name) : base(name) { }
     }
 
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing)
