@@ -15,7 +15,7 @@ namespace Ebp.Audit.Tests;
 /// MNIST subset) rendered to 80×80 RGB PNGs with VOC XML next to them, a manifest with labels (some wrong, one missing)
 /// and annotations (one missing), and a small seeded 3-channel VGG (briefly fitted to the scenes) with a model card.
 /// </summary>
-public static class TestSet
+internal static class TestSet
 {
     public const int Count = 12;
     public const int Size = 80;

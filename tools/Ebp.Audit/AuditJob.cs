@@ -8,7 +8,7 @@ using TorchSharp;
 namespace Ebp.Audit;
 
 /// <summary>What the job is doing when it reports progress.</summary>
-public enum AuditPhase
+internal enum AuditPhase
 {
     /// <summary>Inputs listed, model loaded, journal read; nothing computed yet in this run.</summary>
     Started,
@@ -29,7 +29,7 @@ public enum AuditPhase
 /// <param name="Batches">Batches computed in this run.</param>
 /// <param name="Elapsed">Time since this run's first batch started (zero before).</param>
 /// <param name="Current">The last image of the batch, or null.</param>
-public sealed record AuditProgress(AuditPhase Phase, int Done, int Total, int Skipped, int Resumed, int Batches, TimeSpan Elapsed, string? Current)
+internal sealed record AuditProgress(AuditPhase Phase, int Done, int Total, int Skipped, int Resumed, int Batches, TimeSpan Elapsed, string? Current)
 {
     /// <summary>Images per second in this run (0 before the first batch).</summary>
     public double Rate => Elapsed.TotalSeconds > 0 ? (Done - Resumed) / Elapsed.TotalSeconds : 0;
@@ -39,7 +39,7 @@ public sealed record AuditProgress(AuditPhase Phase, int Done, int Total, int Sk
 }
 
 /// <summary>How a run ended.</summary>
-public enum AuditStatus
+internal enum AuditStatus
 {
     /// <summary>Every image of the shard is finished.</summary>
     Complete,
@@ -49,7 +49,7 @@ public enum AuditStatus
 }
 
 /// <summary>The outcome of <see cref="AuditJob.Run"/>.</summary>
-public sealed record AuditResult(
+internal sealed record AuditResult(
     AuditStatus Status, string OutputFolder, int Inputs, int Processed, int Skipped, int Pending, int Rows, int FlaggedRows,
     int ResumedImages, int JournalEntriesDropped)
 {
@@ -73,7 +73,7 @@ public sealed record AuditResult(
 /// the journal after its overlays are written; a rerun resumes from it (<see cref="Journal"/>). Cancellation is
 /// checked between batches, and the reports are always written before returning.</para>
 /// </remarks>
-public sealed class AuditJob
+internal sealed class AuditJob
 {
     private readonly AuditOptions _o;
 
@@ -536,7 +536,7 @@ public sealed class AuditJob
 }
 
 /// <summary>Seconds spent per part of a run (reported in <c>summary.json</c> under <c>run.timings</c>).</summary>
-public sealed class Timings
+internal sealed class Timings
 {
     public double Total { get; set; }
     public double ModelLoad { get; set; }
@@ -555,7 +555,7 @@ public sealed class Timings
 }
 
 /// <summary>Facts about a run that the records do not hold.</summary>
-public sealed class RunInfo
+internal sealed class RunInfo
 {
     public AuditStatus Status { get; init; }
     public int Inputs { get; init; }

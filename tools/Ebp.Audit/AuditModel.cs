@@ -19,7 +19,7 @@ namespace Ebp.Audit;
 /// The model of an audit with everything the report needs: class names, input size and channels, normalisation and
 /// layers, and an identity (hashes of architecture and weights) that ties a resumed run or a shard to the same model.
 /// </summary>
-public sealed class AuditModel : IDisposable
+internal sealed class AuditModel : IDisposable
 {
     /// <summary>The name of the default model's files in the repository's <c>models/</c> folder.</summary>
     public const string DefaultModelName = "cluttered-mnist-vgg";

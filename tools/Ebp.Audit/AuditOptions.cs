@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Ebp.Audit;
 
 /// <summary>A saliency method of the audit, with its command-line name.</summary>
-public enum AuditMethod
+internal enum AuditMethod
 {
     /// <summary>Excitation Backprop (<c>ebp</c>).</summary>
     Ebp,
@@ -16,7 +16,7 @@ public enum AuditMethod
 }
 
 /// <summary>Names and engine counterparts of <see cref="AuditMethod"/>.</summary>
-public static class AuditMethods
+internal static class AuditMethods
 {
     /// <summary>The command-line / report name: <c>ebp</c>, <c>cebp</c>, <c>gradient</c>.</summary>
     public static string Name(this AuditMethod m) => m switch
@@ -62,13 +62,13 @@ public static class AuditMethods
 }
 
 /// <summary>A user error in the options or inputs (the command line prints the message and exits with code 2).</summary>
-public sealed class AuditUsageException(string message) : Exception(message);
+internal sealed class AuditUsageException(string message) : Exception(message);
 
 /// <summary>
 /// Which part of the input a process takes: images whose shard (a stable hash of the relative path, mod
 /// <see cref="Count"/>) equals <see cref="Index"/>. <see cref="None"/> (0 of 1) takes everything.
 /// </summary>
-public readonly record struct ShardSpec(int Index, int Count)
+internal readonly record struct ShardSpec(int Index, int Count)
 {
     /// <summary>The environment variable Kubernetes Indexed Jobs set to the pod's completion index.</summary>
     public const string IndexVariable = "JOB_COMPLETION_INDEX";
@@ -171,7 +171,7 @@ public readonly record struct ShardSpec(int Index, int Count)
 }
 
 /// <summary>How progress is shown on the console.</summary>
-public enum ProgressStyle
+internal enum ProgressStyle
 {
     /// <summary>A bar when stdout is a terminal, plain lines otherwise.</summary>
     Auto,
@@ -181,7 +181,7 @@ public enum ProgressStyle
 }
 
 /// <summary>The settings of one audit run (<see cref="AuditJob"/>). Every default is the command line's default.</summary>
-public sealed record AuditOptions
+internal sealed record AuditOptions
 {
     /// <summary>A folder of images (searched recursively). Exactly one of this and <see cref="ManifestPath"/>.</summary>
     public string? InputFolder { get; init; }

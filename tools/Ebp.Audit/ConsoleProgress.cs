@@ -8,7 +8,7 @@ namespace Ebp.Audit;
 /// terminal's width when stdout is a terminal, otherwise a plain line at most every <see cref="LineInterval"/> (and at the start and end), which suits logs
 /// (Kubernetes, CI).
 /// </summary>
-public sealed class ConsoleProgress : IProgress<AuditProgress>
+internal sealed class ConsoleProgress : IProgress<AuditProgress>
 {
     private readonly TextWriter _out;
     private readonly bool _bar;

@@ -9,7 +9,7 @@ namespace Ebp.Audit;
 /// the c-EBP rows. <see cref="Default"/> is calibrated to flag about the worst 5 % of each method on the default model's
 /// scenes (docs/AUDIT.md, <i>Flags</i>, says how).
 /// </summary>
-public sealed record EnergyThresholds
+internal sealed record EnergyThresholds
 {
     /// <summary>The threshold of <c>ebp</c>.</summary>
     public double Ebp { get; init; }

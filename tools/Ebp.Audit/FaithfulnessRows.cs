@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Ebp.Audit;
 
 /// <summary>The class score along the deletion and insertion curves of <c>--faithfulness</c>.</summary>
-public enum FaithfulnessScoreKind
+internal enum FaithfulnessScoreKind
 {
     /// <summary>Softmax probability of the class (RISE).</summary>
     Softmax,
@@ -15,7 +15,7 @@ public enum FaithfulnessScoreKind
 }
 
 /// <summary>Names of <see cref="FaithfulnessScoreKind"/>.</summary>
-public static class FaithfulnessScoreKinds
+internal static class FaithfulnessScoreKinds
 {
     /// <summary>The command-line and report name: <c>softmax</c>, <c>sigmoid</c>.</summary>
     public static string Name(this FaithfulnessScoreKind kind) => kind switch

@@ -5,7 +5,7 @@ using SkiaSharp;
 namespace Ebp.Audit;
 
 /// <summary>A fully decoded image: RGBA bytes (straight alpha), row-major.</summary>
-public sealed class DecodedImage
+internal sealed class DecodedImage
 {
     public DecodedImage(int width, int height, byte[] rgba, string format = "", int? originalWidth = null, int? originalHeight = null)
     {
@@ -42,7 +42,7 @@ public sealed class DecodedImage
 /// image, truncated or otherwise undecodable is rejected with a reason, instead of being half-decoded (SkiaSharp
 /// returns partial pixels for a truncated PNG or JPEG).
 /// </summary>
-public static class ImageFile
+internal static class ImageFile
 {
     /// <summary>The largest image side accepted (protects against decompression bombs).</summary>
     public const int MaxSide = 16384;

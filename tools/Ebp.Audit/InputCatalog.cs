@@ -10,10 +10,10 @@ namespace Ebp.Audit;
 /// <param name="Label">The label as given (class name or 0-based index), or null.</param>
 /// <param name="AnnotationPath">The full path of a VOC XML file, or null.</param>
 /// <param name="Problem">Why the entry cannot be processed at all (e.g. a duplicate manifest row), or null.</param>
-public sealed record AuditInput(string Key, string Path, string? Label, string? AnnotationPath, string? Problem = null);
+internal sealed record AuditInput(string Key, string Path, string? Label, string? AnnotationPath, string? Problem = null);
 
 /// <summary>Finds the images of a folder or a CSV manifest.</summary>
-public static class InputCatalog
+internal static class InputCatalog
 {
     /// <summary>
     /// All inputs, sorted by <see cref="AuditInput.Key"/> (ordinal), before sharding. Only paths are held, never images.
@@ -138,7 +138,7 @@ public static class InputCatalog
 }
 
 /// <summary>A small RFC 4180 reader and writer.</summary>
-public static class Csv
+internal static class Csv
 {
     /// <summary>Reads records (a quoted field may span lines); yields the fields and the line number where the record starts.</summary>
     public static IEnumerable<(List<string> Fields, int Line)> ReadRecords(TextReader reader)

@@ -11,7 +11,7 @@ namespace Ebp.Audit;
 /// resumes only when this is unchanged; <c>merge</c> requires it to be equal in all shards (apart from the shard).
 /// Settings that only change the report (<c>--min-energy</c>) are not part of it.
 /// </summary>
-public sealed class JobInfo
+internal sealed class JobInfo
 {
     public const int CurrentFormat = 1;
 
@@ -123,7 +123,7 @@ public sealed class JobInfo
 }
 
 /// <summary>The files of an output folder.</summary>
-public sealed class OutputLayout(string folder)
+internal sealed class OutputLayout(string folder)
 {
     public string Folder { get; } = Path.GetFullPath(folder);
     public string StateFolder => Path.Combine(Folder, ".audit");
@@ -185,7 +185,7 @@ public sealed class OutputLayout(string folder)
 /// batch in progress. On restart the journal is read tolerantly (a torn last line or any unreadable line is dropped)
 /// and rewritten atomically with only the entries that are still valid.
 /// </summary>
-public sealed class Journal : IDisposable
+internal sealed class Journal : IDisposable
 {
     private readonly FileStream _stream;
 

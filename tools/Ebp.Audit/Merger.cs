@@ -6,7 +6,7 @@ using System.Text.Json.Nodes;
 namespace Ebp.Audit;
 
 /// <summary>Settings of <see cref="Merger.Merge"/>.</summary>
-public sealed record MergeOptions
+internal sealed record MergeOptions
 {
     /// <summary>
     /// Shard output folders (<c>…/shard-i-of-N</c>), or folders that contain them (e.g. the <c>--out</c> folder the
@@ -30,7 +30,7 @@ public sealed record MergeOptions
 /// <c>results.csv</c>, <c>results.jsonl</c> and every number of <c>summary.json</c> except the <c>run</c> section equal a
 /// single run's. Also regenerates the report of one folder (<see cref="Report"/>).
 /// </summary>
-public static class Merger
+internal static class Merger
 {
     /// <exception cref="AuditUsageException">No shards, shards of different jobs or inputs, missing or incomplete shards.</exception>
     public static AuditResult Merge(MergeOptions o, IProgress<string>? log = null)

@@ -7,7 +7,7 @@ using Defaults = Ebp.MLNet.SaliencyEstimator.Defaults;
 namespace Ebp.Audit;
 
 /// <summary>The <c>ebp-audit</c> command line: a thin layer over <see cref="AuditJob"/> and <see cref="Merger"/>.</summary>
-public static class Program
+internal static class Program
 {
     /// <summary>Exit codes.</summary>
     public const int Ok = 0, Failed = 1, Usage = 2, Interrupted = 130, Terminated = 143;

@@ -8,7 +8,7 @@ namespace Ebp.Audit;
 /// (method, class)) or skipped with a reason. Raw numbers only; flags are derived when reports are written, so a
 /// report with another <c>--min-energy</c> needs no recomputation.
 /// </summary>
-public sealed class ImageRecord
+internal sealed class ImageRecord
 {
     public const string Done = "done";
     public const string Skipped = "skipped";
@@ -47,7 +47,7 @@ public sealed class ImageRecord
 }
 
 /// <summary>One explained (method, class) of an image.</summary>
-public sealed class RowRecord
+internal sealed class RowRecord
 {
     [JsonPropertyName("method")] public string Method { get; set; } = "";
     [JsonPropertyName("class")] public int Class { get; set; }
@@ -91,7 +91,7 @@ public sealed class RowRecord
 }
 
 /// <summary>The flags of a row, derived from its numbers.</summary>
-public static class Flags
+internal static class Flags
 {
     public const string PeakOutsideObjects = "peak_outside_objects";
     public const string LowEnergy = "low_energy";

@@ -7,7 +7,7 @@ using CsvHelper.Configuration;
 namespace Ebp.Audit;
 
 /// <summary>Counts returned by <see cref="ReportWriter.Write"/>.</summary>
-public sealed record ReportCounts(int Processed, int Skipped, int Rows, int FlaggedRows);
+internal sealed record ReportCounts(int Processed, int Skipped, int Rows, int FlaggedRows);
 
 /// <summary>
 /// Writes the reports of an output folder from its records (sorted by image): <c>results.csv</c>, <c>results.jsonl</c>
@@ -15,7 +15,7 @@ public sealed record ReportCounts(int Processed, int Skipped, int Rows, int Flag
 /// <c>summary.md</c> and <c>index.html</c>. Every file is written atomically. The same records give byte-identical
 /// files, apart from the <c>run</c> section of the summaries (timings, shard, resume counts).
 /// </summary>
-public static class ReportWriter
+internal static class ReportWriter
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
