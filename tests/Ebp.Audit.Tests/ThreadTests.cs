@@ -64,12 +64,11 @@ public sealed class ThreadTests
             // cgroup v1 as on a Debian 12 host with the hybrid layout: the cpu controller mounted alone, a 1-CPU CFS quota.
             var v1 = Path.Combine(root, "v1");
             Write(v1, "/proc/self/cgroup", "4:memory:/other\n1:cpu:/ebp/bench\n0::/\n");
-            Write(v1, "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n");
-            Write(v1, "/sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
-            Write(v1, "/sys/fs/cgroup/cpu/ebp/cpu.cfs_quota_us", "100000\n");
-            Write(v1, "/sys/fs/cgroup/cpu/ebp/cpu.cfs_period_us", "100000\n");
-            Write(v1, "/sys/fs/cgroup/cpu/ebp/bench/cpu.cfs_quota_us", "-1\n");
-            Write(v1, "/sys/fs/cgroup/cpu/ebp/bench/cpu.cfs_period_us", "100000\n");
+            foreach (var (dir, quota) in new[] { ("", "-1"), ("/ebp", "100000"), ("/ebp/bench", "-1") })
+            {
+                Write(v1, $"/sys/fs/cgroup/cpu{dir}/cpu.cfs_quota_us", quota + "\n");
+                Write(v1, $"/sys/fs/cgroup/cpu{dir}/cpu.cfs_period_us", "100000\n");
+            }
             Assert.AreEqual(1, TorchThreads.AvailableCpus(Tree(v1), 2));
             // No quota anywhere: the processor count (the affinity mask).
             Write(v1, "/sys/fs/cgroup/cpu/ebp/cpu.cfs_quota_us", "-1\n");
