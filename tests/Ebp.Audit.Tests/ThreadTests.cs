@@ -32,6 +32,54 @@ public sealed class ThreadTests
         Assert.AreEqual(1, TorchThreads.AvailableCpus(Files(("/sys/fs/cgroup/cpu.max", "garbage")), 1));
     }
 
+    /// <summary>Reads <paramref name="root"/> as if it were <c>/</c>: a fake cgroup tree of real files.</summary>
+    private static Func<string, string?> Tree(string root) => p =>
+    {
+        var file = Path.Combine(root, p.TrimStart('/'));
+        return File.Exists(file) ? File.ReadAllText(file) : null;
+    };
+
+    private static void Write(string root, string path, string text)
+    {
+        var file = Path.Combine(root, path.TrimStart('/'));
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        File.WriteAllText(file, text);
+    }
+
+    [TestMethod]
+    public void AvailableCpus_OnAFakeCgroupTree_HonoursTheLimitOfAnAncestor()
+    {
+        var root = Directory.CreateTempSubdirectory("ebp-cgroup-").FullName;
+        try
+        {
+            // cgroup v2 without a cgroup namespace: the pod's slice has 1.5 CPUs, the container's own scope no limit.
+            Write(root, "/proc/self/cgroup", "0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-c1.scope\n");
+            Write(root, "/sys/fs/cgroup/cpu.max", "max 100000\n");
+            Write(root, "/sys/fs/cgroup/kubepods.slice/cpu.max", "max 100000\n");
+            Write(root, "/sys/fs/cgroup/kubepods.slice/kubepods-pod1.slice/cpu.max", "150000 100000\n");
+            Write(root, "/sys/fs/cgroup/kubepods.slice/kubepods-pod1.slice/cri-containerd-c1.scope/cpu.max", "max 100000\n");
+            Assert.AreEqual(2, TorchThreads.AvailableCpus(Tree(root), 16));
+            Assert.AreEqual(1, TorchThreads.AvailableCpus(Tree(root), 1));
+
+            // cgroup v1 as on a Debian 12 host with the hybrid layout: the cpu controller mounted alone, a 1-CPU CFS quota.
+            var v1 = Path.Combine(root, "v1");
+            Write(v1, "/proc/self/cgroup", "4:memory:/other\n1:cpu:/ebp/bench\n0::/\n");
+            foreach (var (dir, quota) in new[] { ("", "-1"), ("/ebp", "100000"), ("/ebp/bench", "-1") })
+            {
+                Write(v1, $"/sys/fs/cgroup/cpu{dir}/cpu.cfs_quota_us", quota + "\n");
+                Write(v1, $"/sys/fs/cgroup/cpu{dir}/cpu.cfs_period_us", "100000\n");
+            }
+            Assert.AreEqual(1, TorchThreads.AvailableCpus(Tree(v1), 2));
+            // No quota anywhere: the processor count (the affinity mask).
+            Write(v1, "/sys/fs/cgroup/cpu/ebp/cpu.cfs_quota_us", "-1\n");
+            Assert.AreEqual(2, TorchThreads.AvailableCpus(Tree(v1), 2));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     [TestMethod]
     public void TheRunRecordsItsThreadCount()
     {

@@ -213,10 +213,12 @@ public sealed class SaliencyExplainer
         bool inputIsSaliency = config.SaliencyLayer.Length == 0;
         if (inputIsSaliency) x = x.detach().requires_grad_(true);
 
-        rules.BeginForward(inputIsSaliency);
         Tensor output;
+        // One Ebp forward pass at a time in the process, so that the tracker credits no other call's autograd nodes.
+        lock (ForwardTracker.PassGate)
         using (torch.enable_grad())
         {
+            rules.BeginForward(inputIsSaliency);
             try
             {
                 output = Model.call(x);

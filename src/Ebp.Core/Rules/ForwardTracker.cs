@@ -13,11 +13,18 @@ namespace Ebp.Rules;
 /// managed autograd node (<c>torch.autograd.Node.AliveNodes</c>, one <c>Node&lt;TFunction&gt;</c> per application).
 /// A node that appears while a module is the innermost running one was made by that module's own code.
 /// Should a later TorchSharp drop that list, the check finds nothing and the layer names still work. The list is
-/// shared by all threads: a user's function run by another thread at the same moment is credited here too (a
-/// false alarm, which the opt-in silences).
+/// shared by all threads and its nodes do not say which thread made them, so Ebp's forward passes take turns
+/// (<see cref="PassGate"/>): another Ebp call's function is never credited here. A user's function run outside Ebp
+/// by another thread at the same moment still is (a false alarm, which the opt-in silences).
 /// </summary>
 internal sealed class ForwardTracker
 {
+    /// <summary>
+    /// Held, in every thread, from <see cref="Begin"/> to the end of an Ebp forward pass: nodes that appear meanwhile
+    /// come from this pass (or from code outside Ebp). Backward passes, the bulk of a call, still run side by side.
+    /// </summary>
+    public static readonly object PassGate = new();
+
     private static readonly IList? AliveNodes = typeof(torch.autograd.AutogradContext).Assembly
         .GetType("TorchSharp.torch+autograd+Node")
         ?.GetField("AliveNodes", BindingFlags.NonPublic | BindingFlags.Static)?.GetValue(null) as IList;

@@ -31,7 +31,8 @@ public static class TorchThreads
 
     /// <summary>
     /// <see cref="AvailableCpus()"/> over a given file reader (null for a missing file) and processor count: the
-    /// process's own cgroup (from <c>/proc/self/cgroup</c>) and the cgroup root are consulted, the smallest quota wins.
+    /// process's own cgroup (from <c>/proc/self/cgroup</c>), its ancestors and the cgroup root are consulted, the
+    /// smallest quota wins.
     /// </summary>
     public static int AvailableCpus(Func<string, string?> readFile, int processorCount)
     {
@@ -48,15 +49,19 @@ public static class TorchThreads
         var v2Dirs = new List<string> { "/sys/fs/cgroup" };
         var v1Dirs = new List<string> { "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct" };
         // /proc/self/cgroup: "0::/path" (v2) or "N:cpu,cpuacct:/path" (v1); outside a container the path is not "/".
+        // A limit on any ancestor (a Kubernetes pod's slice above its container's scope) bounds the process too.
         foreach (var line in (readFile("/proc/self/cgroup") ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = line.Split(':', 3);
             if (parts.Length != 3 || parts[2] is "" or "/" || parts[2].Contains("..", StringComparison.Ordinal)) continue;
-            if (parts[1].Length == 0) v2Dirs.Insert(0, "/sys/fs/cgroup" + parts[2]);
-            else if (parts[1].Split(',').Contains("cpu"))
+            for (var path = parts[2].TrimEnd('/'); path.Length > 0; path = path[..Math.Max(0, path.LastIndexOf('/'))])
             {
-                v1Dirs.Insert(0, "/sys/fs/cgroup/cpu,cpuacct" + parts[2]);
-                v1Dirs.Insert(0, "/sys/fs/cgroup/cpu" + parts[2]);
+                if (parts[1].Length == 0) v2Dirs.Insert(0, "/sys/fs/cgroup" + path);
+                else if (parts[1].Split(',').Contains("cpu"))
+                {
+                    v1Dirs.Insert(0, "/sys/fs/cgroup/cpu,cpuacct" + path);
+                    v1Dirs.Insert(0, "/sys/fs/cgroup/cpu" + path);
+                }
             }
         }
         int? best = null;
