@@ -214,20 +214,29 @@ public sealed class SaliencyExplainer
         if (inputIsSaliency) x = x.detach().requires_grad_(true);
 
         Tensor output;
-        // One Ebp forward pass at a time in the process, so that the tracker credits no other call's autograd nodes.
-        lock (ForwardTracker.PassGate)
-        using (torch.enable_grad())
+        // Where the process has autograd functions of the user's own, one Ebp forward pass at a time, so that the
+        // tracker credits no other call's nodes; otherwise passes on separate models run side by side.
+        bool gated = CustomFunctions.MayExist();
+        if (gated) Monitor.Enter(ForwardTracker.PassGate);
+        try
         {
-            rules.BeginForward(inputIsSaliency);
-            try
+            using (torch.enable_grad())
             {
-                output = Model.call(x);
+                rules.BeginForward(inputIsSaliency);
+                try
+                {
+                    output = Model.call(x);
+                }
+                catch (Exception ex) when (ex is not UnsupportedLayerException and not EbpRuleException and not CustomAutogradFunctionException)
+                {
+                    var (layer, module) = rules.RunningModule ?? ("", Model);
+                    throw new ModelForwardException(input.shape, layer, module.GetType().Name, ex);
+                }
             }
-            catch (Exception ex) when (ex is not UnsupportedLayerException and not EbpRuleException and not CustomAutogradFunctionException)
-            {
-                var (layer, module) = rules.RunningModule ?? ("", Model);
-                throw new ModelForwardException(input.shape, layer, module.GetType().Name, ex);
-            }
+        }
+        finally
+        {
+            if (gated) Monitor.Exit(ForwardTracker.PassGate);
         }
 
         var saliencyPoint = inputIsSaliency ? x : rules.SaliencyOutput

@@ -13,8 +13,9 @@ namespace Ebp.Rules;
 /// managed autograd node (<c>torch.autograd.Node.AliveNodes</c>, one <c>Node&lt;TFunction&gt;</c> per application).
 /// A node that appears while a module is the innermost running one was made by that module's own code.
 /// Should a later TorchSharp drop that list, the check finds nothing and the layer names still work. The list is
-/// shared by all threads and its nodes do not say which thread made them, so Ebp's forward passes take turns
-/// (<see cref="PassGate"/>): another Ebp call's function is never credited here. A user's function run outside Ebp
+/// shared by all threads and its nodes do not say which thread made them, so where the process has such functions
+/// (<see cref="CustomFunctions"/>) Ebp's forward passes take turns (<see cref="PassGate"/>): another Ebp call's
+/// function is never credited here. A user's function run outside Ebp
 /// by another thread at the same moment still is (a false alarm, which the opt-in silences).
 /// </summary>
 internal sealed class ForwardTracker
@@ -105,7 +106,9 @@ internal sealed class ForwardTracker
     private static string? UserFunctionName(Type nodeType)
     {
         var function = nodeType.IsGenericType ? nodeType.GetGenericArguments()[0] : null;
-        return function is null || function.Assembly == typeof(ForwardTracker).Assembly ? null : function.FullName ?? function.Name;
+        if (function is null || function.Assembly == typeof(ForwardTracker).Assembly) return null;
+        CustomFunctions.Seen();
+        return function.FullName ?? function.Name;
     }
 }
 
