@@ -19,6 +19,32 @@ public sealed class UnitTests
     }
 
     [TestMethod]
+    public void Csv_CountsLinesAcrossBlankLinesAndMultilineFields_AndRejectsStrayQuotes()
+    {
+        var records = Csv.ReadRecords(new StringReader("a,b\n\n\"x\ny\nz\",2\r\nlast,3")).ToList();
+        CollectionAssert.AreEqual(new[] { 1, 2, 3, 6 }, records.Select(r => r.Line).ToArray());
+        CollectionAssert.AreEqual(new[] { "" }, records[1].Fields);
+        CollectionAssert.AreEqual(new[] { "x\ny\nz", "2" }, records[2].Fields);
+        CollectionAssert.AreEqual(new[] { "last", "3" }, records[3].Fields);
+        var e = Assert.ThrowsExactly<AuditUsageException>(() => Csv.ReadRecords(new StringReader("path\nok.png\nba\"d.png\n")).ToList());
+        StringAssert.Contains(e.Message, "line 3");
+        e = Assert.ThrowsExactly<AuditUsageException>(() => Csv.ReadRecords(new StringReader("path\n\"open.png\nmore\n")).ToList());
+        StringAssert.Contains(e.Message, "line 2 is not closed");
+    }
+
+    [TestMethod]
+    public void Quantiles_MedianAndPercentile_ByHand()
+    {
+        Assert.AreEqual(3.0, Quantiles.Median([5.0, 1.0, 3.0]));
+        Assert.AreEqual(2.5, Quantiles.Median([4.0, 1.0, 2.0, 3.0]));
+        Assert.IsTrue(double.IsNaN(Quantiles.Median([])));
+        double[] sorted = [1.0, 2.0, 3.0, 4.0, 5.0];
+        Assert.AreEqual(1.2, Quantiles.Percentile(sorted, 0.05)!.Value, 1e-12); // position 0.2 between 1 and 2
+        Assert.AreEqual(3.0, Quantiles.Percentile(sorted, 0.5));
+        Assert.IsNull(Quantiles.Percentile([], 0.5));
+    }
+
+    [TestMethod]
     public void Manifest_ResolvesRelativePaths_AndRequiresAPathColumn()
     {
         var dir = TestSet.NewFolder("manifest");
