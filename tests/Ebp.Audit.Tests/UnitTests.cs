@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Ebp.Audit.Tests;
 
 [TestClass]
@@ -30,6 +32,51 @@ public sealed class UnitTests
         StringAssert.Contains(e.Message, "line 3");
         e = Assert.ThrowsExactly<AuditUsageException>(() => Csv.ReadRecords(new StringReader("path\n\"open.png\nmore\n")).ToList());
         StringAssert.Contains(e.Message, "line 2 is not closed");
+    }
+
+    [TestMethod]
+    public void JournalAndJobFile_RoundTrip_InTheFormatOfEarlierVersions()
+    {
+        var record = new ImageRecord
+        {
+            Image = "a/\"b\".png", Stamp = "12:34", Width = 28, Height = 30, Label = 3, Predicted = 7, Objects = 2, Annotated = true,
+            InputPanel = "overlays/x.png", Warnings = ["w"],
+            Rows =
+            [
+                new RowRecord { Method = "ebp", Class = 7, Rank = 1, Score = 0.123456789f, PeakX = 4, PeakY = 5, ClassAnnotated = true, Energy = 0.25, Hit = true,
+                                DeletionAuc = 0.125, InsertionAuc = double.NaN },
+                new RowRecord { Method = "gradient", Class = 3, Rank = 2, Empty = true },
+            ],
+        };
+        // Journals and job files of earlier versions were written by reflection with these settings: the bytes must not change.
+        var earlier = new JsonSerializerOptions
+        {
+            DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never,
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+            TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver(),
+        };
+        var folder = TestSet.NewFolder("journal");
+        var path = Path.Combine(folder, "journal.jsonl");
+        Journal.Rewrite(path, [record]);
+        Assert.AreEqual(JsonSerializer.Serialize(record, earlier) + Environment.NewLine, File.ReadAllText(path));
+        var back = Journal.Read(path, out int unreadable).Values.Single();
+        Assert.AreEqual(0, unreadable);
+        Assert.AreEqual(JsonSerializer.Serialize(record, earlier), JsonSerializer.Serialize(back, earlier));
+        Assert.IsTrue(double.IsNaN(back.Rows[0].InsertionAuc!.Value));
+        Assert.AreEqual(0.123456789f, back.Rows[0].Score);
+
+        var job = new JobInfo
+        {
+            Model = "card", ModelIdentity = "sha", ClassNames = ["zero", "one"], Methods = ["ebp", "gradient"], SaliencyLayer = "features.3",
+            GradientLayer = "", InputWidth = 28, InputHeight = 30, Channels = 1, Mean = [0.5f], Std = [0.25f], TopK = 2, TolerancePx = 1.5,
+            OverlayAlpha = 0.6f, Overlays = true, FaithfulnessSteps = 8, FaithfulnessScore = "softmax",
+        };
+        var jobPath = Path.Combine(folder, "job.json");
+        File.WriteAllText(jobPath, job.ToJson());
+        Assert.AreEqual(JsonSerializer.Serialize(job, new JsonSerializerOptions(earlier) { WriteIndented = true }) + "\n", File.ReadAllText(jobPath));
+        Assert.IsEmpty(JobInfo.Differences(job, JobInfo.Load(jobPath)));
+        File.WriteAllText(jobPath, "{\"format\": 99}");
+        StringAssert.Contains(Assert.ThrowsExactly<AuditUsageException>(() => JobInfo.Load(jobPath)).Message, "is not an ebp-audit job file: format 99");
     }
 
     [TestMethod]
