@@ -191,13 +191,19 @@ internal sealed record Settings(string? ImageFolder, string Output, string? Card
                 Console.Error.WriteLine($"No model card at '{card}'.");
                 return null;
             }
-            // Only the input size and channel count are read here (for ResizeImages/ExtractPixels); the stage reads the rest.
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(card));
-            if (doc.RootElement.TryGetProperty("input", out var input))
+            // Only the input size and channel count are used here (for ResizeImages/ExtractPixels); the stage reads the rest.
+            Ebp.Models.ModelCard cardFile;
+            try
             {
-                if (input.TryGetProperty("width", out var w) && w.TryGetInt32(out var wv)) cardSize = wv;
-                grey = input.TryGetProperty("channels", out var c) && c.TryGetInt32(out var cv) && cv == 1;
+                cardFile = Ebp.Models.ModelCard.Load(card);
             }
+            catch (InvalidDataException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return null;
+            }
+            if (cardFile.Input.Width > 0) cardSize = cardFile.Input.Width;
+            grey = cardFile.Input.Channels == 1;
         }
         return new Settings(folder, output, card, grey, arch, weights, layer, contrast, size ?? cardSize ?? (arch is null ? 64 : 224), batch);
     }

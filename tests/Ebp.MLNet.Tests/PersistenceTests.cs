@@ -9,6 +9,13 @@ namespace Ebp.MLNet.Tests;
 [TestClass]
 public sealed class PersistenceTests
 {
+    /// <summary>The test images as a pixel column, materialised (so that a bare saliency stage can be fitted on it).</summary>
+    private static IDataView Pixels(MLContext ml)
+    {
+        var data = ml.Data.LoadFromEnumerable(TestData.Rows());
+        return ml.Data.LoadFromEnumerable(ml.Data.CreateEnumerable<PixelRow>(TestData.PixelPipeline(ml).Fit(data).Transform(data), false).ToList());
+    }
+
     private static string NewPath(string name) => Path.Combine(TestData.TempDir, Guid.NewGuid().ToString("N")[..8] + "-" + name);
 
     [TestMethod]
@@ -67,9 +74,7 @@ public sealed class PersistenceTests
     public void ManifestKeepsItsFormat_AndADamagedOneIsAClearError()
     {
         var ml = new MLContext(seed: 1);
-        var data = ml.Data.LoadFromEnumerable(TestData.Rows());
-        var pixels = ml.Data.LoadFromEnumerable(
-            ml.Data.CreateEnumerable<PixelRow>(TestData.PixelPipeline(ml).Fit(data).Transform(data), false).ToList());
+        var pixels = Pixels(ml);
         var path = NewPath("manifest.zip");
         using (var stage = ml.Transforms.ComputeSaliency(TestData.Options("Pixels")).Fit(pixels))
             SaliencyModel.Save(ml, stage, null, path);
@@ -116,9 +121,7 @@ public sealed class PersistenceTests
     {
         // A stage saved before TopK and the error column existed (settings format version 1) loads with their defaults.
         var ml = new MLContext(seed: 1);
-        var data = ml.Data.LoadFromEnumerable(TestData.Rows());
-        var pixels = ml.Data.LoadFromEnumerable(
-            ml.Data.CreateEnumerable<PixelRow>(TestData.PixelPipeline(ml).Fit(data).Transform(data), false).ToList());
+        var pixels = Pixels(ml);
         var path = NewPath("v1.zip");
         List<SaliencyRow> expected;
         using (var stage = ml.Transforms.ComputeSaliency(TestData.Options("Pixels")).Fit(pixels))
