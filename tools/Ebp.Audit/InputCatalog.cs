@@ -144,9 +144,9 @@ public static class InputCatalog
 public static class Csv
 {
     /// <summary>
-    /// Reads records (a quoted field may span lines; an empty line is one empty field); yields the fields and the line
-    /// number where the record starts. Bad quoting (an unclosed quoted field, a quote inside an unquoted field) is an
-    /// <see cref="AuditUsageException"/> naming the line.
+    /// Reads records (a quoted field may span lines; an empty line is one empty field; a quote inside an unquoted field
+    /// is kept as text); yields the fields and the line number where the record starts. A quoted field that is not closed
+    /// (or has text after its closing quote) is an <see cref="AuditUsageException"/> naming the line.
     /// </summary>
     public static IEnumerable<(List<string> Fields, int Line)> ReadRecords(TextReader reader)
     {
@@ -154,7 +154,9 @@ public static class Csv
         var config = new CsvConfiguration(CultureInfo.InvariantCulture)
         {
             IgnoreBlankLines = false,
-            BadDataFound = args => bad ??= args.Field,
+            // CsvHelper reports both a stray quote in an unquoted field (kept as text, as RFC 4180 readers commonly do) and
+            // a broken quoted field; only the second is an error.
+            BadDataFound = args => { if (args.Field.StartsWith('"')) bad ??= args.Field; },
         };
         using var parser = new CsvParser(reader, config, leaveOpen: true);
         int start = 1;
@@ -164,9 +166,8 @@ public static class Csv
             for (int i = 0; i < parser.Count; i++) fields.Add(parser[i] ?? "");
             // CsvHelper parses a field when it is read, so bad quoting is known only now.
             if (bad is not null)
-                throw new AuditUsageException(bad.StartsWith('"')
-                    ? $"CSV: a quoted field starting on line {start} is not closed (a quote inside a quoted field is written twice: \"\")."
-                    : $"CSV, line {start}: a quote inside an unquoted field ({bad.Trim()}); put the field in double quotes and write the quote twice.");
+                throw new AuditUsageException(
+                    $"CSV: a quoted field starting on line {start} is not closed, or has text after its closing quote (a quote inside a quoted field is written twice: \"\").");
             if (fields.Count == 0) fields.Add("");
             yield return (fields, start);
             start = parser.RawRow + 1;
