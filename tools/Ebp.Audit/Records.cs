@@ -141,8 +141,9 @@ public static class Flags
 internal sealed partial class AuditJsonContext : JsonSerializerContext
 {
     /// <summary>The same settings, indented (the job file).</summary>
-    public static AuditJsonContext Indented => IndentedContext.Value;
+    // Made on first use: the generated part initialises Default in a static field of its own, whose order against a
+    // field initialiser here is not defined. A race makes two equal contexts, which is harmless.
+    public static AuditJsonContext Indented => _indented ??= new(new JsonSerializerOptions(Default.Options) { WriteIndented = true });
 
-    // Lazy: the generated part initialises Default in a static field of its own, whose order against ours is not defined.
-    private static readonly Lazy<AuditJsonContext> IndentedContext = new(() => new(new JsonSerializerOptions(Default.Options) { WriteIndented = true }));
+    private static AuditJsonContext? _indented;
 }
