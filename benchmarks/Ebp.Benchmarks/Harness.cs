@@ -19,8 +19,7 @@ internal static class Harness
             action();
             times[i] = sw.Elapsed.TotalMilliseconds;
         }
-        Array.Sort(times);
-        return runs % 2 == 1 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
+        return Quantiles.Median(times);
     }
 
     /// <summary>
@@ -51,21 +50,13 @@ internal static class Harness
     /// <summary>Times of interleaved rounds: <c>Times[action][round]</c> in ms.</summary>
     public sealed record Rounds(double[][] Times)
     {
-        public double Median(int action) => MedianOf(Times[action]);
+        public double Median(int action) => Quantiles.Median(Times[action]);
 
         /// <summary>
         /// The median over rounds of <c>a / b</c> within each round: the two ran back to back, so a slow
         /// stretch of a shared machine affects both, and the ratio is steadier than a ratio of medians.
         /// </summary>
-        public double PairedRatio(int a, int b) => MedianOf(Times[a].Zip(Times[b], (x, y) => x / y).ToArray());
-    }
-
-    private static double MedianOf(double[] values)
-    {
-        var t = (double[])values.Clone();
-        Array.Sort(t);
-        int n = t.Length;
-        return n % 2 == 1 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+        public double PairedRatio(int a, int b) => Quantiles.Median(Times[a].Zip(Times[b], (x, y) => x / y));
     }
 
     public static long PeakRssBytes()

@@ -10,6 +10,8 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
+using CsvHelper;
+using CsvHelper.Configuration;
 using Ebp;
 using Ebp.MLNet;
 using Ebp.Models;
@@ -94,7 +96,15 @@ Console.WriteLine($"{files.Count} images from {folder}; model input {settings.Si
 var classNames = model.LastTransformer.ClassNames;
 var view = model.Transform(data);
 
-var csv = new StringBuilder("image,predicted_class,score,target,peak_x,peak_y,overlay,error\n");
+var csvPath = Path.Combine(settings.Output, "saliency.csv");
+using var csvFile = new StreamWriter(csvPath);
+using var csv = new CsvWriter(csvFile, new CsvConfiguration(CultureInfo.InvariantCulture) { NewLine = "\n" });
+void CsvRow(params string[] fields)
+{
+    foreach (var f in fields) csv.WriteField(f);
+    csv.NextRecord();
+}
+CsvRow("image", "predicted_class", "score", "target", "peak_x", "peak_y", "overlay", "error");
 int mapWidth = model.LastTransformer.MapWidth, mapHeight = model.LastTransformer.MapHeight;
 using (var cursor = view.GetRowCursor(view.Schema))
 {
@@ -119,7 +129,7 @@ using (var cursor = view.GetRowCursor(view.Schema))
         if (!reason.IsEmpty)
         {
             Console.WriteLine($"  {name}: skipped ({reason})");
-            csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},,,,,,,{Csv(reason.ToString())}"));
+            CsvRow(name.ToString(), "", "", "", "", "", "", reason.ToString());
             continue;
         }
         var values = map.DenseValues().ToArray();
@@ -129,16 +139,16 @@ using (var cursor = view.GetRowCursor(view.Schema))
         image.Dispose();
         float s = score.GetItemOrDefault(cls);
         string label = classNames is null ? cls.ToString(CultureInfo.InvariantCulture) : classNames[cls];
-        csv.AppendLine(FormattableString.Invariant($"{Csv(name.ToString())},{Csv(label)},{s:G6},predicted,{px},{py},{overlayFile},"));
+        CsvRow(name.ToString(), label, s.ToString("G6", CultureInfo.InvariantCulture), "predicted", px.ToString(CultureInfo.InvariantCulture),
+               py.ToString(CultureInfo.InvariantCulture), overlayFile, "");
         Console.WriteLine(FormattableString.Invariant($"  {name}: class {label} (score {s:G4}), saliency peak at ({px}, {py}) → {overlayFile}"));
     }
 }
-var csvPath = Path.Combine(settings.Output, "saliency.csv");
-File.WriteAllText(csvPath, csv.ToString());
+csv.Flush();
+csvFile.Flush();
 Console.WriteLine($"Wrote {csvPath} and the overlay PNGs in {Path.GetFullPath(settings.Output)}.");
 return 0;
 
-static string Csv(string s) => s.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
 
 /// <summary>The sample's input row.</summary>
 internal sealed class ImageInput
@@ -191,13 +201,19 @@ internal sealed record Settings(string? ImageFolder, string Output, string? Card
                 Console.Error.WriteLine($"No model card at '{card}'.");
                 return null;
             }
-            // Only the input size and channel count are read here (for ResizeImages/ExtractPixels); the stage reads the rest.
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(card));
-            if (doc.RootElement.TryGetProperty("input", out var input))
+            // Only the input size and channel count are used here (for ResizeImages/ExtractPixels); the stage reads the rest.
+            Ebp.Models.ModelCard cardFile;
+            try
             {
-                if (input.TryGetProperty("width", out var w) && w.TryGetInt32(out var wv)) cardSize = wv;
-                grey = input.TryGetProperty("channels", out var c) && c.TryGetInt32(out var cv) && cv == 1;
+                cardFile = Ebp.Models.ModelCard.Load(card);
             }
+            catch (InvalidDataException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return null;
+            }
+            if (cardFile.Input.Width > 0) cardSize = cardFile.Input.Width;
+            grey = cardFile.Input.Channels == 1;
         }
         return new Settings(folder, output, card, grey, arch, weights, layer, contrast, size ?? cardSize ?? (arch is null ? 64 : 224), batch);
     }

@@ -96,10 +96,7 @@ public static class PointingGame
     public static double MedianBoxArea(IEnumerable<ClutteredScene> scenes)
     {
         ArgumentNullException.ThrowIfNull(scenes);
-        int[] areas = scenes.SelectMany(s => s.Digits).Select(d => d.Box.Area).Order().ToArray();
-        if (areas.Length == 0) return double.NaN;
-        int mid = areas.Length / 2;
-        return areas.Length % 2 == 1 ? areas[mid] : (areas[mid - 1] + (double)areas[mid]) / 2.0;
+        return Quantiles.Median(scenes.SelectMany(s => s.Digits).Select(d => (double)d.Box.Area));
     }
 
     private static void CheckSize(int length, int width, int height, string name)

@@ -1,6 +1,5 @@
 using System.IO.Compression;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Ebp.MLNet.Internal;
 using Ebp.Visualization;
 using Ebp.Weights;
@@ -81,7 +80,7 @@ public static class SaliencyModel
         ArgumentNullException.ThrowIfNull(stream);
 
         var stages = Flatten(model).ToList();
-        var manifestStages = new JsonArray();
+        var manifestStages = new List<ManifestStage?>();
         using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
 
         if (inputSchema is not null)
@@ -99,7 +98,7 @@ public static class SaliencyModel
             var bytes = SaveMLNet(mlContext, new TransformerChain<ITransformer>(run.ToArray()), null,
                                   string.Join(" → ", run.Select(t => t.GetType().Name)));
             Write(zip, entry, bytes);
-            manifestStages.Add(new JsonObject { ["kind"] = "mlnet", ["entry"] = entry, ["count"] = run.Count });
+            manifestStages.Add(new ManifestStage("mlnet", Entry: entry, Count: run.Count));
             index++;
             run.Clear();
         }
@@ -115,31 +114,24 @@ public static class SaliencyModel
             string settings = $"stages/{index}.saliency.json", weights = $"stages/{index}.weights.safetensors";
             Write(zip, settings, System.Text.Encoding.UTF8.GetBytes(saliency.Config.ToJson()));
             Write(zip, weights, saliency.Pool.SerializeWeights());
-            var stageNode = new JsonObject { ["kind"] = "saliency", ["settings"] = settings, ["weights"] = weights };
+            List<string?>? names = null;
             if (saliency.Config.Onnx is { } onnx)
             {
                 // The graph is data: the .onnx file and its external data go into the zip under their relative names.
-                var names = new JsonArray();
+                names = [];
                 foreach (var (name, bytes) in onnx.Files)
                 {
                     Write(zip, $"stages/{index}.onnx/{name}", bytes);
                     names.Add(name);
                 }
-                stageNode["onnxFiles"] = names;
             }
-            manifestStages.Add(stageNode);
+            manifestStages.Add(new ManifestStage("saliency", Settings: settings, Weights: weights, OnnxFiles: names));
             index++;
         }
         FlushRun();
 
-        var manifest = new JsonObject
-        {
-            ["format"] = FormatName,
-            ["version"] = FormatVersion,
-            ["bareTransformer"] = model is SaliencyTransformer,
-            ["stages"] = manifestStages,
-        };
-        Write(zip, ManifestEntry, System.Text.Encoding.UTF8.GetBytes(manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
+        var manifest = new PipelineManifest(FormatName, FormatVersion, model is SaliencyTransformer, manifestStages);
+        Write(zip, ManifestEntry, JsonSerializer.SerializeToUtf8Bytes(manifest, PersistenceJsonContext.Default.PipelineManifest));
     }
 
     /// <summary>Loads a pipeline saved by <see cref="Save(MLContext, ITransformer, DataViewSchema?, string)"/>.</summary>
@@ -185,12 +177,11 @@ public static class SaliencyModel
         }
         using (zip)
         {
-            var manifestNode = JsonNode.Parse(ReadText(zip, ManifestEntry)) as JsonObject
-                               ?? throw new InvalidDataException($"{ManifestEntry} is not a JSON object.");
-            if ((string?)manifestNode["format"] != FormatName)
+            var manifest = ReadManifest(ReadText(zip, ManifestEntry));
+            if (manifest.Format != FormatName)
                 throw new InvalidDataException($"Not a saved saliency pipeline ({ManifestEntry} has no format \"{FormatName}\").");
-            if ((int?)manifestNode["version"] != FormatVersion)
-                throw new InvalidDataException($"Unsupported saliency pipeline version {manifestNode["version"]}; this library reads version {FormatVersion}.");
+            if (manifest.Version != FormatVersion)
+                throw new InvalidDataException($"Unsupported saliency pipeline version {manifest.Version}; this library reads version {FormatVersion}.");
 
             inputSchema = null;
             if (zip.GetEntry(InputSchemaEntry) is not null)
@@ -204,31 +195,31 @@ public static class SaliencyModel
             var transformers = new List<ITransformer>();
             try
             {
-                foreach (var node in manifestNode["stages"] as JsonArray ?? throw new InvalidDataException($"{ManifestEntry} has no stage list."))
+                foreach (var node in manifest.Stages ?? throw new InvalidDataException($"{ManifestEntry} has no stage list."))
                 {
-                    var kind = (string?)node?["kind"];
+                    var kind = node?.Kind;
                     if (kind == "mlnet")
                     {
-                        using var ms = new MemoryStream(ReadBytes(zip, (string)node!["entry"]!));
+                        using var ms = new MemoryStream(ReadBytes(zip, Named(node!.Entry, "entry")));
                         var loaded = mlContext.Model.Load(ms, out _);
                         transformers.AddRange(Flatten(loaded));
                     }
                     else if (kind == "saliency")
                     {
                         OnnxFiles? onnx = null;
-                        if (node!["onnxFiles"] is JsonArray onnxNames)
+                        var settingsEntry = Named(node!.Settings, "settings");
+                        if (node.OnnxFiles is { } onnxNames)
                         {
                             var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-                            var settingsEntry = (string)node["settings"]!;
                             var prefix = settingsEntry[..settingsEntry.LastIndexOf(".saliency.json", StringComparison.Ordinal)] + ".onnx/";
                             foreach (var n in onnxNames)
                             {
-                                var name = (string?)n ?? throw new InvalidDataException($"{ManifestEntry} lists an ONNX file without a name.");
+                                var name = n ?? throw new InvalidDataException($"{ManifestEntry} lists an ONNX file without a name.");
                                 files[name] = ReadBytes(zip, prefix + name);
                             }
                             onnx = new OnnxFiles("", files);
                         }
-                        transformers.Add(LoadStage(ReadText(zip, (string)node!["settings"]!), ReadBytes(zip, (string)node["weights"]!), onnx, options, StageLog.For(mlContext)));
+                        transformers.Add(LoadStage(ReadText(zip, settingsEntry), ReadBytes(zip, Named(node.Weights, "weights")), onnx, options, StageLog.For(mlContext)));
                     }
                     else
                     {
@@ -242,11 +233,28 @@ public static class SaliencyModel
                 throw;
             }
 
-            if ((bool?)manifestNode["bareTransformer"] == true && transformers.Count == 1)
+            if (manifest.BareTransformer == true && transformers.Count == 1)
                 return transformers[0];
             return new TransformerChain<ITransformer>(transformers.ToArray());
         }
     }
+
+    private static PipelineManifest ReadManifest(string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, PersistenceJsonContext.Default.PipelineManifest)
+                   ?? throw new InvalidDataException($"{ManifestEntry} is not a JSON object.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{ManifestEntry} is not a valid stage list: {e.Message}", e);
+        }
+    }
+
+    /// <summary>A stage's zip entry name, which the manifest must give.</summary>
+    private static string Named(string? entry, string field) =>
+        entry ?? throw new InvalidDataException($"A stage in {ManifestEntry} has no \"{field}\" entry.");
 
     private static SaliencyTransformer LoadStage(string json, byte[] weights, OnnxFiles? onnx, SaliencyModelLoadOptions options, StageLog log)
     {

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 
 namespace Ebp.Audit.Tests;
@@ -133,6 +135,56 @@ public sealed partial class GalleryTests
         foreach (var m in methods) StringAssert.Contains(section, $"src=\"overlays/{key}/{m}_c{first.Groups["class"].Value}.png\"");
         Assert.IsTrue(File.Exists(Path.Combine(folder, "inputs", key, "input.png")), "the input panel exists");
     }
+
+    [TestMethod]
+    public void Gallery_ShowsTheFaithfulnessMeans_AsSummaryJsonHasThem_OnlyWhenMeasured()
+    {
+        RequireChromium();
+        var output = TestSet.NewFolder("gallery-faithfulness");
+        var result = new AuditJob(TestSet.Options(output) with { Faithfulness = true, FaithfulnessSteps = 4, WriteOverlays = false }).Run();
+        Assert.AreEqual(AuditStatus.Complete, result.Status);
+        var section = Outputs.Summary(output)["faithfulness"]!;
+        var dom = Render(Path.Combine(output, "index.html"), "");
+        string[] methods = ["ebp", "cebp", "gradient"];
+        static string F4(JsonNode? n) => Outputs.Double(n)!.Value.ToString("F4", CultureInfo.InvariantCulture);
+
+        StringAssert.Contains(dom, "<section id=\"faithfulness\">", "shown for a job run with --faithfulness");
+        StringAssert.Contains(dom, "lower is better");
+        StringAssert.Contains(dom, "higher is better");
+        var means = FaithfulnessMeans().Matches(dom);
+        Assert.HasCount(methods.Length, means);
+        foreach (var (match, method) in means.Zip(methods))
+        {
+            var m = section["methods"]![method]!;
+            Assert.AreEqual(method, match.Groups["method"].Value, "methods in the job's order");
+            Assert.AreEqual(F4(m["deletion_auc"]), match.Groups["deletion"].Value, $"{method} deletion");
+            Assert.AreEqual(F4(m["insertion_auc"]), match.Groups["insertion"].Value, $"{method} insertion");
+            Assert.AreEqual(Outputs.Int(m["rows"]).ToString(), match.Groups["rows"].Value, $"{method} rows");
+        }
+
+        var cells = FaithfulnessCells().Matches(dom);
+        Assert.AreEqual(methods.Sum(m => section["methods"]![m]!["per_class"]!.AsArray().Count(p => Outputs.Int(p!["rows"]) > 0)), cells.Count);
+        Assert.IsTrue(cells.Count >= methods.Length, "at least one class per method");
+        foreach (Match c in cells)
+        {
+            int cls = int.Parse(c.Groups["class"].Value, CultureInfo.InvariantCulture);
+            var p = section["methods"]![c.Groups["method"].Value]!["per_class"]!.AsArray().Single(x => Outputs.Int(x!["class"]) == cls)!;
+            Assert.AreEqual(F4(p["deletion_auc"]), c.Groups["deletion"].Value, $"{c.Groups["method"].Value} class {cls} deletion");
+            Assert.AreEqual(F4(p["insertion_auc"]), c.Groups["insertion"].Value, $"{c.Groups["method"].Value} class {cls} insertion");
+            Assert.AreEqual(Outputs.Int(p["rows"]).ToString(), c.Groups["rows"].Value);
+        }
+
+        // A job without --faithfulness keeps the section hidden and empty.
+        var plain = Render(Path.Combine(TestSet.Reference, "index.html"), "");
+        StringAssert.Contains(plain, "<section id=\"faithfulness\" hidden=\"\">");
+        Assert.IsEmpty(FaithfulnessMeans().Matches(plain));
+    }
+
+    [GeneratedRegex("<tr data-method=\"(?<method>\\w+)\"><th>\\w+</th><td class=\"num\" data-measure=\"deletion\">(?<deletion>[^<]+)</td><td class=\"num\" data-measure=\"insertion\">(?<insertion>[^<]+)</td><td class=\"num\">(?<rows>\\d+)</td>")]
+    private static partial Regex FaithfulnessMeans();
+
+    [GeneratedRegex("<td class=\"num\" data-method=\"(?<method>\\w+)\" data-class=\"(?<class>\\d+)\"><span data-measure=\"deletion\">(?<deletion>[^<]+)</span> / <span data-measure=\"insertion\">(?<insertion>[^<]+)</span> \\((?<rows>\\d+)\\)</td>")]
+    private static partial Regex FaithfulnessCells();
 
     private static void RequireChromium()
     {

@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Ebp.Audit.Tests;
 
 [TestClass]
@@ -16,6 +18,77 @@ public sealed class UnitTests
         foreach (var s in new[] { "a,b", "q\"q", "line\nbreak", " lead", "plain" })
             Assert.AreEqual(s, Csv.ReadRecords(new StringReader(Csv.Escape(s) + "\n")).Single().Fields.Single());
         Assert.ThrowsExactly<AuditUsageException>(() => Csv.ReadRecords(new StringReader("\"open")).ToList());
+    }
+
+    [TestMethod]
+    public void Csv_CountsLinesAcrossBlankLinesAndMultilineFields_AndKeepsStrayQuotes()
+    {
+        var records = Csv.ReadRecords(new StringReader("a,b\n\n\"x\ny\nz\",2\r\nlast,3")).ToList();
+        CollectionAssert.AreEqual(new[] { 1, 2, 3, 6 }, records.Select(r => r.Line).ToArray());
+        CollectionAssert.AreEqual(new[] { "" }, records[1].Fields);
+        CollectionAssert.AreEqual(new[] { "x\ny\nz", "2" }, records[2].Fields);
+        CollectionAssert.AreEqual(new[] { "last", "3" }, records[3].Fields);
+        // A quote inside an unquoted field is text (as the reader before CsvHelper kept it).
+        CollectionAssert.AreEqual(new[] { "ba\"d.png", "x" }, Csv.ReadRecords(new StringReader("path\nba\"d.png,x\n")).Last().Fields);
+        var e = Assert.ThrowsExactly<AuditUsageException>(() => Csv.ReadRecords(new StringReader("path\n\"open.png\nmore\n")).ToList());
+        StringAssert.Contains(e.Message, "line 2 is not closed");
+    }
+
+    [TestMethod]
+    public void JournalAndJobFile_RoundTrip_InTheFormatOfEarlierVersions()
+    {
+        var record = new ImageRecord
+        {
+            Image = "a/\"b\".png", Stamp = "12:34", Width = 28, Height = 30, Label = 3, Predicted = 7, Objects = 2, Annotated = true,
+            InputPanel = "overlays/x.png", Warnings = ["w"],
+            Rows =
+            [
+                new RowRecord { Method = "ebp", Class = 7, Rank = 1, Score = 0.123456789f, PeakX = 4, PeakY = 5, ClassAnnotated = true, Energy = 0.25, Hit = true,
+                                DeletionAuc = 0.125, InsertionAuc = double.NaN },
+                new RowRecord { Method = "gradient", Class = 3, Rank = 2, Empty = true },
+            ],
+        };
+        // Journals and job files of earlier versions were written by reflection with these settings: the bytes must not change.
+        var earlier = new JsonSerializerOptions
+        {
+            DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never,
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+            TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver(),
+        };
+        var folder = TestSet.NewFolder("journal");
+        var path = Path.Combine(folder, "journal.jsonl");
+        Journal.Rewrite(path, [record]);
+        Assert.AreEqual(JsonSerializer.Serialize(record, earlier) + Environment.NewLine, File.ReadAllText(path));
+        var back = Journal.Read(path, out int unreadable).Values.Single();
+        Assert.AreEqual(0, unreadable);
+        Assert.AreEqual(JsonSerializer.Serialize(record, earlier), JsonSerializer.Serialize(back, earlier));
+        Assert.IsTrue(double.IsNaN(back.Rows[0].InsertionAuc!.Value));
+        Assert.AreEqual(0.123456789f, back.Rows[0].Score);
+
+        var job = new JobInfo
+        {
+            Model = "card", ModelIdentity = "sha", ClassNames = ["zero", "one"], Methods = ["ebp", "gradient"], SaliencyLayer = "features.3",
+            GradientLayer = "", InputWidth = 28, InputHeight = 30, Channels = 1, Mean = [0.5f], Std = [0.25f], TopK = 2, TolerancePx = 1.5,
+            OverlayAlpha = 0.6f, Overlays = true, FaithfulnessSteps = 8, FaithfulnessScore = "softmax",
+        };
+        var jobPath = Path.Combine(folder, "job.json");
+        File.WriteAllText(jobPath, job.ToJson());
+        Assert.AreEqual(JsonSerializer.Serialize(job, new JsonSerializerOptions(earlier) { WriteIndented = true }) + "\n", File.ReadAllText(jobPath));
+        Assert.IsEmpty(JobInfo.Differences(job, JobInfo.Load(jobPath)));
+        File.WriteAllText(jobPath, "{\"format\": 99}");
+        StringAssert.Contains(Assert.ThrowsExactly<AuditUsageException>(() => JobInfo.Load(jobPath)).Message, "is not an ebp-audit job file: format 99");
+    }
+
+    [TestMethod]
+    public void Quantiles_MedianAndPercentile_ByHand()
+    {
+        Assert.AreEqual(3.0, Quantiles.Median([5.0, 1.0, 3.0]));
+        Assert.AreEqual(2.5, Quantiles.Median([4.0, 1.0, 2.0, 3.0]));
+        Assert.IsTrue(double.IsNaN(Quantiles.Median([])));
+        double[] sorted = [1.0, 2.0, 3.0, 4.0, 5.0];
+        Assert.AreEqual(1.2, Quantiles.Percentile(sorted, 0.05)!.Value, 1e-12); // position 0.2 between 1 and 2
+        Assert.AreEqual(3.0, Quantiles.Percentile(sorted, 0.5));
+        Assert.IsNull(Quantiles.Percentile([], 0.5));
     }
 
     [TestMethod]

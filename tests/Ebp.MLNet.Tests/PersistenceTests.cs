@@ -9,6 +9,13 @@ namespace Ebp.MLNet.Tests;
 [TestClass]
 public sealed class PersistenceTests
 {
+    /// <summary>The test images as a pixel column, materialised (so that a bare saliency stage can be fitted on it).</summary>
+    private static IDataView Pixels(MLContext ml)
+    {
+        var data = ml.Data.LoadFromEnumerable(TestData.Rows());
+        return ml.Data.LoadFromEnumerable(ml.Data.CreateEnumerable<PixelRow>(TestData.PixelPipeline(ml).Fit(data).Transform(data), false).ToList());
+    }
+
     private static string NewPath(string name) => Path.Combine(TestData.TempDir, Guid.NewGuid().ToString("N")[..8] + "-" + name);
 
     [TestMethod]
@@ -64,13 +71,57 @@ public sealed class PersistenceTests
     }
 
     [TestMethod]
+    public void ManifestKeepsItsFormat_AndADamagedOneIsAClearError()
+    {
+        var ml = new MLContext(seed: 1);
+        var pixels = Pixels(ml);
+        var path = NewPath("manifest.zip");
+        using (var stage = ml.Transforms.ComputeSaliency(TestData.Options("Pixels")).Fit(pixels))
+            SaliencyModel.Save(ml, stage, null, path);
+        string Manifest()
+        {
+            using var zip = System.IO.Compression.ZipFile.OpenRead(path);
+            using var reader = new StreamReader(zip.GetEntry("ebp-pipeline.json")!.Open());
+            return reader.ReadToEnd();
+        }
+        // The layout files of earlier versions have (written by hand here, so that a change of serialiser cannot move it).
+        Assert.AreEqual(string.Join('\n',
+            "{",
+            "  \"format\": \"Ebp.MLNet.SaliencyModel\",",
+            "  \"version\": 1,",
+            "  \"bareTransformer\": true,",
+            "  \"stages\": [",
+            "    {",
+            "      \"kind\": \"saliency\",",
+            "      \"settings\": \"stages/0.saliency.json\",",
+            "      \"weights\": \"stages/0.weights.safetensors\"",
+            "    }",
+            "  ]",
+            "}"), Manifest().ReplaceLineEndings("\n"));
+        using (var loaded = (SaliencyTransformer)SaliencyModel.Load(ml, path, out _))
+            Assert.AreEqual(1, loaded.TopK);
+
+        void Replace(string json)
+        {
+            using var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Update);
+            zip.GetEntry("ebp-pipeline.json")!.Delete();
+            using var writer = new StreamWriter(zip.CreateEntry("ebp-pipeline.json").Open());
+            writer.Write(json);
+        }
+        Replace("{\"format\": \"Ebp.MLNet.SaliencyModel\", \"version\": 1, \"stages\": [{\"kind\": \"saliency\", \"weights\": \"stages/0.weights.safetensors\"}]}");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => SaliencyModel.Load(ml, path, out _)).Message, "no \"settings\" entry");
+        Replace("{\"format\": \"Ebp.MLNet.SaliencyModel\", \"version\": \"one\"}");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => SaliencyModel.Load(ml, path, out _)).Message, "ebp-pipeline.json is not a valid stage list");
+        Replace("{\"format\": \"Other\", \"version\": 1, \"stages\": []}");
+        StringAssert.Contains(Assert.ThrowsExactly<InvalidDataException>(() => SaliencyModel.Load(ml, path, out _)).Message, "Not a saved saliency pipeline");
+    }
+
+    [TestMethod]
     public void Version1SettingsStillLoad()
     {
         // A stage saved before TopK and the error column existed (settings format version 1) loads with their defaults.
         var ml = new MLContext(seed: 1);
-        var data = ml.Data.LoadFromEnumerable(TestData.Rows());
-        var pixels = ml.Data.LoadFromEnumerable(
-            ml.Data.CreateEnumerable<PixelRow>(TestData.PixelPipeline(ml).Fit(data).Transform(data), false).ToList());
+        var pixels = Pixels(ml);
         var path = NewPath("v1.zip");
         List<SaliencyRow> expected;
         using (var stage = ml.Transforms.ComputeSaliency(TestData.Options("Pixels")).Fit(pixels))

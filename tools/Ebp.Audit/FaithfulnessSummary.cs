@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 
 namespace Ebp.Audit;
 
@@ -40,43 +39,32 @@ internal sealed class FaithfulnessSummary
         }
     }
 
-    public void WriteJson(Utf8JsonWriter w, Func<int, string> className)
+    /// <summary>The <c>faithfulness</c> object of <c>summary.json</c> (numbers as <c>summary.md</c> prints them).</summary>
+    public FaithfulnessDocument Document(Func<int, string> className)
     {
-        void Ratio(string name, double? v)
+        return new FaithfulnessDocument(
+            _job.FaithfulnessSteps!.Value,
+            _job.FaithfulnessScore,
+            FaithfulnessRows.DeletionBaseline.ToString().ToLowerInvariant(),
+            FaithfulnessRows.InsertionBaseline.ToString().ToLowerInvariant(),
+            _methods.ToDictionary(m => m.Method, m => new FaithfulnessMethod(
+                m.All.Rows, m.All.Deletion, m.All.Insertion,
+                m.PerClass.Select(p => new FaithfulnessClass(p.Class, className(p.Class), p.Means.Rows, p.Means.Deletion, p.Means.Insertion)).ToList())));
+    }
+
+    /// <summary>
+    /// The page's texts of the means, formatted as in <c>summary.md</c>: per method, key <c>all</c> and one key per class
+    /// (the class number as text).
+    /// </summary>
+    public Dictionary<string, Dictionary<string, FaithfulnessText>> Texts()
+    {
+        static string R(double? v) => v is { } x ? ReportWriter.FormatRatio(x) : "–";
+        return _methods.ToDictionary(m => m.Method, m =>
         {
-            if (v is { } x) { w.WritePropertyName(name); w.WriteRawValue(ReportWriter.FormatRatio(x)); }
-            else w.WriteNull(name);
-        }
-        void Write(Means m)
-        {
-            w.WriteNumber("rows", m.Rows);
-            Ratio("deletion_auc", m.Deletion);
-            Ratio("insertion_auc", m.Insertion);
-        }
-        w.WriteStartObject("faithfulness");
-        w.WriteNumber("steps", _job.FaithfulnessSteps!.Value);
-        w.WriteString("score", _job.FaithfulnessScore);
-        w.WriteString("deletion_baseline", FaithfulnessRows.DeletionBaseline.ToString().ToLowerInvariant());
-        w.WriteString("insertion_baseline", FaithfulnessRows.InsertionBaseline.ToString().ToLowerInvariant());
-        w.WriteStartObject("methods");
-        foreach (var (method, all, perClass) in _methods)
-        {
-            w.WriteStartObject(method);
-            Write(all);
-            w.WriteStartArray("per_class");
-            foreach (var (c, means) in perClass)
-            {
-                w.WriteStartObject();
-                w.WriteNumber("class", c);
-                w.WriteString("name", className(c));
-                Write(means);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-        w.WriteEndObject();
-        w.WriteEndObject();
+            var texts = m.PerClass.ToDictionary(p => p.Class.ToString(CultureInfo.InvariantCulture), p => new FaithfulnessText(R(p.Means.Deletion), R(p.Means.Insertion)));
+            texts["all"] = new FaithfulnessText(R(m.All.Deletion), R(m.All.Insertion));
+            return texts;
+        });
     }
 
     public void AppendMarkdown(StringBuilder sb, Func<int, string> className)

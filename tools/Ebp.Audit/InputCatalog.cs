@@ -1,3 +1,6 @@
+using System.Globalization;
+using CsvHelper;
+using CsvHelper.Configuration;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -137,75 +140,46 @@ internal static class InputCatalog
     }
 }
 
-/// <summary>A small RFC 4180 reader and writer.</summary>
+/// <summary>RFC 4180 records by CsvHelper, with the line numbers and errors the manifest reports.</summary>
 internal static class Csv
 {
-    /// <summary>Reads records (a quoted field may span lines); yields the fields and the line number where the record starts.</summary>
+    /// <summary>
+    /// Reads records (a quoted field may span lines; an empty line is one empty field; a quote inside an unquoted field
+    /// is kept as text); yields the fields and the line number where the record starts. A quoted field that is not closed
+    /// (or has text after its closing quote) is an <see cref="AuditUsageException"/> naming the line.
+    /// </summary>
     public static IEnumerable<(List<string> Fields, int Line)> ReadRecords(TextReader reader)
     {
-        var fields = new List<string>();
-        var field = new StringBuilder();
-        bool inQuotes = false, fieldStarted = false;
-        int line = 1, start = 1;
-        int c;
-        while ((c = reader.Read()) >= 0)
+        string? bad = null;
+        var config = new CsvConfiguration(CultureInfo.InvariantCulture)
         {
-            char ch = (char)c;
-            if (inQuotes)
-            {
-                if (ch == '"')
-                {
-                    if (reader.Peek() == '"') { reader.Read(); field.Append('"'); }
-                    else inQuotes = false;
-                }
-                else
-                {
-                    if (ch == '\n') line++;
-                    field.Append(ch);
-                }
-                continue;
-            }
-            switch (ch)
-            {
-                case '"' when !fieldStarted || field.Length == 0:
-                    inQuotes = true;
-                    fieldStarted = true;
-                    break;
-                case ',':
-                    fields.Add(field.ToString());
-                    field.Clear();
-                    fieldStarted = false;
-                    break;
-                case '\r':
-                    break;
-                case '\n':
-                    fields.Add(field.ToString());
-                    yield return (fields, start);
-                    fields = new List<string>();
-                    field.Clear();
-                    fieldStarted = false;
-                    line++;
-                    start = line;
-                    break;
-                default:
-                    field.Append(ch);
-                    fieldStarted = true;
-                    break;
-            }
-        }
-        if (inQuotes) throw new AuditUsageException($"CSV: a quoted field starting on line {start} is not closed.");
-        if (field.Length > 0 || fields.Count > 0)
+            IgnoreBlankLines = false,
+            // CsvHelper reports both a stray quote in an unquoted field (kept as text, as RFC 4180 readers commonly do) and
+            // a broken quoted field; only the second is an error.
+            BadDataFound = args => { if (args.Field.StartsWith('"')) bad ??= args.Field; },
+        };
+        using var parser = new CsvParser(reader, config, leaveOpen: true);
+        int start = 1;
+        while (parser.Read())
         {
-            fields.Add(field.ToString());
+            var fields = new List<string>(Math.Max(1, parser.Count));
+            for (int i = 0; i < parser.Count; i++) fields.Add(parser[i] ?? "");
+            // CsvHelper parses a field when it is read, so bad quoting is known only now.
+            if (bad is not null)
+                throw new AuditUsageException(
+                    $"CSV: a quoted field starting on line {start} is not closed, or has text after its closing quote (a quote inside a quoted field is written twice: \"\").");
+            if (fields.Count == 0) fields.Add("");
             yield return (fields, start);
+            start = parser.RawRow + 1;
         }
     }
 
-    /// <summary>A field quoted when it holds a comma, quote, CR or LF (or starts/ends with a space).</summary>
+    /// <summary>A field quoted as CsvHelper writes it (when it holds a comma, quote, CR or LF, or starts/ends with a space).</summary>
     public static string Escape(string? value)
     {
         if (string.IsNullOrEmpty(value)) return "";
-        bool quote = value.AsSpan().IndexOfAny(",\"\r\n") >= 0 || value[0] == ' ' || value[^1] == ' ';
-        return quote ? "\"" + value.Replace("\"", "\"\"") + "\"" : value;
+        using var text = new StringWriter(CultureInfo.InvariantCulture);
+        using (var csv = new CsvWriter(text, CultureInfo.InvariantCulture, leaveOpen: true)) csv.WriteField(value);
+        return text.ToString();
     }
 }

@@ -86,13 +86,13 @@ internal sealed class JobInfo
         return copy;
     }
 
-    public string ToJson() => JsonSerializer.Serialize(this, AuditJson.Indented) + "\n";
+    public string ToJson() => JsonSerializer.Serialize(this, AuditJsonContext.Indented.JobInfo) + "\n";
 
     public static JobInfo Load(string path)
     {
         try
         {
-            var info = JsonSerializer.Deserialize<JobInfo>(File.ReadAllText(path), AuditJson.Indented)
+            var info = JsonSerializer.Deserialize(File.ReadAllText(path), AuditJsonContext.Default.JobInfo)
                        ?? throw new InvalidDataException("empty");
             if (info.Format != CurrentFormat) throw new InvalidDataException($"format {info.Format}, this tool reads {CurrentFormat}");
             return info;
@@ -109,8 +109,9 @@ internal sealed class JobInfo
     /// </summary>
     public static List<string> Differences(JobInfo a, JobInfo b)
     {
-        var x = JsonSerializer.SerializeToNode(a, AuditJson.Line)!.AsObject();
-        var y = JsonSerializer.SerializeToNode(b, AuditJson.Line)!.AsObject();
+        // Field by field through the job file's own serialisation, so that a new setting is compared without a change here.
+        var x = JsonSerializer.SerializeToNode(a, AuditJsonContext.Default.JobInfo)!.AsObject();
+        var y = JsonSerializer.SerializeToNode(b, AuditJsonContext.Default.JobInfo)!.AsObject();
         x.Remove("model");
         y.Remove("model");
         var diff = new List<string>();
@@ -207,7 +208,7 @@ internal sealed class Journal : IDisposable
             ImageRecord? r = null;
             try
             {
-                r = JsonSerializer.Deserialize<ImageRecord>(line, AuditJson.Line);
+                r = JsonSerializer.Deserialize(line, AuditJsonContext.Default.ImageRecord);
             }
             catch (JsonException)
             {
@@ -226,7 +227,7 @@ internal sealed class Journal : IDisposable
     public static void Rewrite(string path, IEnumerable<ImageRecord> records) =>
         AtomicFile.WriteText(path, w =>
         {
-            foreach (var r in records) w.WriteLine(JsonSerializer.Serialize(r, AuditJson.Line));
+            foreach (var r in records) w.WriteLine(JsonSerializer.Serialize(r, AuditJsonContext.Default.ImageRecord));
         });
 
     /// <summary>Opens the journal for appending.</summary>
@@ -240,7 +241,7 @@ internal sealed class Journal : IDisposable
     public void Append(IEnumerable<ImageRecord> records)
     {
         var sb = new StringBuilder();
-        foreach (var r in records) sb.Append(JsonSerializer.Serialize(r, AuditJson.Line)).Append('\n');
+        foreach (var r in records) sb.Append(JsonSerializer.Serialize(r, AuditJsonContext.Default.ImageRecord)).Append('\n');
         var bytes = Encoding.UTF8.GetBytes(sb.ToString());
         _stream.Write(bytes);
         _stream.Flush(flushToDisk: true);

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 
 namespace Ebp.Audit;
 
@@ -75,25 +74,24 @@ internal static class Merger
         foreach (var s in shards)
         {
             var summary = ReadSummary(s.Layout);
-            string shardStatus = summary?["status"]?.GetValue<string>() ?? "missing";
+            string shardStatus = summary?.Status ?? "missing";
             if (shardStatus != "complete" && !o.AllowIncomplete)
                 throw new AuditUsageException($"Shard '{s.Layout.Folder}' is not complete (status {shardStatus}); rerun it (it resumes) or pass --allow-incomplete.");
-            inputs += summary?["counts"]?["inputs"]?.GetValue<int>() ?? 0;
-            pending += summary?["counts"]?["pending"]?.GetValue<int>() ?? 0;
-            var fp = summary?["run"]?["input_fingerprint"]?.GetValue<string>();
+            inputs += summary?.Counts?.Inputs ?? 0;
+            pending += summary?.Counts?.Pending ?? 0;
+            var fp = summary?.Run?.InputFingerprint;
             if (fingerprint is null) fingerprint = fp;
             else if (fp is not null && fp != fingerprint && !o.AllowIncomplete)
                 throw new AuditUsageException($"Shard '{s.Layout.Folder}' saw a different input list than '{shards[0].Layout.Folder}' (the input changed between the shards' runs); rerun the shards on the same input.");
-            if (summary?["run"]?["timings"] is JsonObject t)
+            if (summary?.Run?.Timings is { } t)
             {
-                double Get(string name) => t[name]?.GetValue<double>() ?? 0;
-                timings.ModelLoad += Get("model_load_s");
-                timings.Decode += Get("decode_s");
-                timings.Compute += Get("compute_s");
-                timings.Write += Get("overlays_and_measures_s");
-                timings.Journal += Get("journal_s");
-                timings.Total += Get("total_s");
-                shardWork += Get("decode_s") + Get("compute_s") + Get("overlays_and_measures_s") + Get("journal_s");
+                timings.ModelLoad += t.ModelLoad ?? 0;
+                timings.Decode += t.Decode ?? 0;
+                timings.Compute += t.Compute ?? 0;
+                timings.Write += t.Write ?? 0;
+                timings.Journal += t.Journal ?? 0;
+                timings.Total += t.Total ?? 0;
+                shardWork += (t.Decode ?? 0) + (t.Compute ?? 0) + (t.Write ?? 0) + (t.Journal ?? 0);
             }
         }
 
@@ -163,20 +161,20 @@ internal static class Merger
         using var folderLock = AuditJob.AcquireLock(layout);
         var records = Journal.Read(layout.JournalFile, out _).Values.OrderBy(r => r.Image, StringComparer.Ordinal).ToList();
         var summary = ReadSummary(layout);
-        int inputs = summary?["counts"]?["inputs"]?.GetValue<int>() ?? records.Count;
-        var statusText = summary?["status"]?.GetValue<string>();
+        int inputs = summary?.Counts?.Inputs ?? records.Count;
+        var statusText = summary?.Status;
         var status = statusText == "complete" && records.Count >= inputs ? AuditStatus.Complete : AuditStatus.Cancelled;
-        List<string>? mergedFrom = summary?["run"]?["merged_from"] is JsonArray a ? a.Select(n => n!.GetValue<string>()).ToList() : null;
+        List<string>? mergedFrom = summary?.Run?.MergedFrom?.ToList();
         var run = new RunInfo
         {
             Status = status,
             Inputs = inputs,
             Pending = Math.Max(0, inputs - records.Count),
-            Shard = summary?["run"]?["shard"]?.GetValue<string>(),
-            InputFingerprint = summary?["run"]?["input_fingerprint"]?.GetValue<string>() ?? "",
+            Shard = summary?.Run?.Shard,
+            InputFingerprint = summary?.Run?.InputFingerprint ?? "",
             StartedUtc = DateTime.UtcNow,
             MergedFrom = mergedFrom,
-            MissingShards = summary?["run"]?["missing_shards"] is JsonArray ms ? ms.Select(n => n!.GetValue<string>()).ToList() : [],
+            MissingShards = summary?.Run?.MissingShards?.ToList() ?? [],
         };
         var timings = new Timings();
         var counts = ReportWriter.Write(layout, job, records, run, minEnergy, timings);
@@ -209,11 +207,12 @@ internal static class Merger
         return result.Distinct(StringComparer.Ordinal).ToList();
     }
 
-    private static JsonNode? ReadSummary(OutputLayout layout)
+    /// <summary>The folder's last <c>summary.json</c>, or null when it is missing or unreadable (the merge then counts from the journal).</summary>
+    private static SummaryDocument? ReadSummary(OutputLayout layout)
     {
         if (!File.Exists(layout.SummaryJson)) return null;
-        try { return JsonNode.Parse(File.ReadAllText(layout.SummaryJson)); }
-        catch (JsonException) { return null; }
+        try { return JsonSerializer.Deserialize(File.ReadAllText(layout.SummaryJson), ReportJsonContext.Default.SummaryDocument); }
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException) { return null; }
     }
 
     private static bool SameBytes(string a, string b)

@@ -130,21 +130,20 @@ internal static class Flags
     }
 }
 
-/// <summary>JSON settings shared by the journal and the reports.</summary>
-internal static class AuditJson
+/// <summary>
+/// The journal (<c>.audit/journal.jsonl</c>, one compact object per line) and the job file (<c>.audit/job.json</c>,
+/// indented), serialised by source-generated code. Nulls are kept so that every line has the same fields.
+/// </summary>
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+                             NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
+[JsonSerializable(typeof(ImageRecord))]
+[JsonSerializable(typeof(JobInfo))]
+internal sealed partial class AuditJsonContext : JsonSerializerContext
 {
-    /// <summary>Compact, one object per line; nulls kept so that every line has the same fields.</summary>
-    public static readonly JsonSerializerOptions Line = new()
-    {
-        WriteIndented = false,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
+    /// <summary>The same settings, indented (the job file).</summary>
+    // Made on first use: the generated part initialises Default in a static field of its own, whose order against a
+    // field initialiser here is not defined. A race makes two equal contexts, which is harmless.
+    public static AuditJsonContext Indented => _indented ??= new(new JsonSerializerOptions(Default.Options) { WriteIndented = true });
 
-    public static readonly JsonSerializerOptions Indented = new()
-    {
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
+    private static AuditJsonContext? _indented;
 }

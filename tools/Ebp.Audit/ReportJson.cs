@@ -60,7 +60,7 @@ internal sealed record SummaryDocument(
     [property: JsonPropertyName("flags")] Dictionary<string, int> Flags,
     [property: JsonPropertyName("pointing")] Dictionary<string, MethodPointing> Pointing,
     [property: JsonPropertyName("energy_in_boxes")] Dictionary<string, MethodEnergy> EnergyInBoxes,
-    [property: JsonPropertyName("faithfulness"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JsonElement? Faithfulness,
+    [property: JsonPropertyName("faithfulness"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] FaithfulnessDocument? Faithfulness,
     [property: JsonPropertyName("confusion")] IReadOnlyList<ConfusionCell> Confusion,
     [property: JsonPropertyName("skipped")] IReadOnlyList<SkippedFile> Skipped,
     [property: JsonPropertyName("warnings")] IReadOnlyList<WarningGroup> Warnings,
@@ -115,6 +115,30 @@ internal sealed record MethodEnergy(
     [property: JsonPropertyName("mean"), JsonConverter(typeof(RatioConverter))] double? Mean,
     [property: JsonPropertyName("median"), JsonConverter(typeof(RatioConverter))] double? Median,
     [property: JsonPropertyName("p05"), JsonConverter(typeof(RatioConverter))] double? P05);
+
+/// <summary>
+/// Deletion and insertion areas of a job run with <c>--faithfulness</c>: the settings, then per method the means over all
+/// measured rows and per class.
+/// </summary>
+internal sealed record FaithfulnessDocument(
+    [property: JsonPropertyName("steps")] int Steps,
+    [property: JsonPropertyName("score")] string? Score,
+    [property: JsonPropertyName("deletion_baseline")] string DeletionBaseline,
+    [property: JsonPropertyName("insertion_baseline")] string InsertionBaseline,
+    [property: JsonPropertyName("methods")] Dictionary<string, FaithfulnessMethod> Methods);
+
+internal sealed record FaithfulnessMethod(
+    [property: JsonPropertyName("rows")] int Rows,
+    [property: JsonPropertyName("deletion_auc"), JsonConverter(typeof(RatioConverter))] double? DeletionAuc,
+    [property: JsonPropertyName("insertion_auc"), JsonConverter(typeof(RatioConverter))] double? InsertionAuc,
+    [property: JsonPropertyName("per_class")] IReadOnlyList<FaithfulnessClass> PerClass);
+
+internal sealed record FaithfulnessClass(
+    [property: JsonPropertyName("class")] int Class,
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("rows")] int Rows,
+    [property: JsonPropertyName("deletion_auc"), JsonConverter(typeof(RatioConverter))] double? DeletionAuc,
+    [property: JsonPropertyName("insertion_auc"), JsonConverter(typeof(RatioConverter))] double? InsertionAuc);
 
 /// <summary>
 /// Annotated images whose top-1 prediction is <see cref="Predicted"/> among those annotated with <see cref="Annotated"/>;
@@ -185,7 +209,13 @@ internal sealed record GalleryText(
     [property: JsonPropertyName("min_energy")] string MinEnergy,
     [property: JsonPropertyName("label_accuracy")] string LabelAccuracy,
     [property: JsonPropertyName("pointing")] Dictionary<string, string> Pointing,
-    [property: JsonPropertyName("per_class")] Dictionary<string, Dictionary<string, string>> PerClass);
+    [property: JsonPropertyName("per_class")] Dictionary<string, Dictionary<string, string>> PerClass,
+    [property: JsonPropertyName("faithfulness"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] Dictionary<string, Dictionary<string, FaithfulnessText>>? Faithfulness);
+
+/// <summary>Mean deletion and insertion areas as the page prints them ("–" without measured rows).</summary>
+internal sealed record FaithfulnessText(
+    [property: JsonPropertyName("deletion")] string Deletion,
+    [property: JsonPropertyName("insertion")] string Insertion);
 
 /// <summary>
 /// One (image, class) of the worst-cases section: its rows of every method, with the reason it is listed. Cases are ordered

@@ -74,8 +74,8 @@ internal sealed class ReportSummary
             var energies = rows.Where(r => r.Energy is not null).Select(r => r.Energy!.Value).Order().ToList();
             EnergyRows = energies.Count;
             EnergyMean = energies.Count > 0 ? energies.Average() : null;
-            EnergyMedian = Percentile(energies, 0.5);
-            EnergyP05 = Percentile(energies, 0.05);
+            EnergyMedian = energies.Count > 0 ? Quantiles.Median(energies) : null;
+            EnergyP05 = Quantiles.Percentile(energies, 0.05);
         }
 
         public string Method { get; }
@@ -88,15 +88,6 @@ internal sealed class ReportSummary
         public double? EnergyP05 { get; }
         public double? Accuracy => Total > 0 ? (double)Hits / Total : null;
         public double? MeanClassAccuracy => PerClass.Count > 0 ? PerClass.Average(c => (double)c.Hits / c.Total) : null;
-    }
-
-    /// <summary>The <paramref name="p"/>-quantile of sorted values, interpolated linearly between order statistics; null when empty.</summary>
-    internal static double? Percentile(IReadOnlyList<double> sorted, double p)
-    {
-        if (sorted.Count == 0) return null;
-        double pos = p * (sorted.Count - 1);
-        int lo = (int)Math.Floor(pos), hi = Math.Min(sorted.Count - 1, lo + 1);
-        return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
     }
 
     /// <summary>
@@ -136,7 +127,7 @@ internal sealed class ReportSummary
             m.Hits, m.Total, m.Accuracy, m.MeanClassAccuracy,
             m.PerClass.Select(c => new ClassPointing(c.Class, ClassName(_job, c.Class), c.Hits, c.Total, (double)c.Hits / c.Total)).ToList())),
         EnergyInBoxes: _methods.ToDictionary(m => m.Method, m => new MethodEnergy(m.EnergyRows, m.EnergyMean, m.EnergyMedian, m.EnergyP05)),
-        Faithfulness: FaithfulnessJson(),
+        Faithfulness: _faithfulness?.Document(c => ClassName(_job, c)),
         Confusion: _confusion,
         Skipped: _skipped,
         Warnings: _warnings,
@@ -147,21 +138,6 @@ internal sealed class ReportSummary
                                timings.Report, timings.ImagesPerSecond, timings.Threads > 0 ? timings.Threads : null,
                                timings.Merge is null ? null : "merged: the phases are the shards' seconds summed, images_per_s is per shard process; merge_s is the merge's wall time",
                                timings.Merge)));
-
-    /// <summary>The <c>faithfulness</c> object (<see cref="FaithfulnessSummary.WriteJson"/>, numbers as it prints them), or null without <c>--faithfulness</c>.</summary>
-    private System.Text.Json.JsonElement? FaithfulnessJson()
-    {
-        if (_faithfulness is null) return null;
-        using var ms = new MemoryStream();
-        using (var w = new System.Text.Json.Utf8JsonWriter(ms))
-        {
-            w.WriteStartObject();
-            _faithfulness.WriteJson(w, c => ClassName(_job, c));
-            w.WriteEndObject();
-        }
-        using var doc = System.Text.Json.JsonDocument.Parse(ms.ToArray());
-        return doc.RootElement.GetProperty("faithfulness").Clone();
-    }
 
     /// <summary>summary.json (indented, with the run section).</summary>
     public string ToJson(Timings timings) => Serialize(Document(timings), ReportJsonContext.Default.SummaryDocument, indented: true) + "\n";
@@ -182,7 +158,8 @@ internal sealed class ReportSummary
             _minEnergy.Describe(_job.Methods),
             FormatPercent(LabelAccuracy),
             _methods.ToDictionary(m => m.Method, m => FormatHits(m.Hits, m.Total)),
-            _methods.ToDictionary(m => m.Method, m => m.PerClass.ToDictionary(c => c.Class.ToString(Inv), c => FormatHits(c.Hits, c.Total))));
+            _methods.ToDictionary(m => m.Method, m => m.PerClass.ToDictionary(c => c.Class.ToString(Inv), c => FormatHits(c.Hits, c.Total))),
+            _faithfulness?.Texts());
         var data = new GalleryData(results, Flags.All, _job.Methods, _job.ClassNames, Document(null), text,
                                    results.Select(r => FormatScore(r.Score)).ToList(),
                                    Flags.All.ToDictionary(f => f, f => WorstCases.Meaning(f, text.MinEnergy)),

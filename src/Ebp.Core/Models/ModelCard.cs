@@ -117,6 +117,10 @@ public sealed class ModelCard
         MaxDepth = 64,
     };
 
+    // The source-generated serialiser with JsonOptions' settings; made on first use, after JsonOptions.
+    private static ModelCardJsonContext Json => _json ??= new(new JsonSerializerOptions(JsonOptions));
+    private static ModelCardJsonContext? _json;
+
     /// <summary>Reads and checks a card.</summary>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="InvalidDataException">The file is too large, or its JSON is not a valid model card (the message says why).</exception>
@@ -138,7 +142,7 @@ public sealed class ModelCard
         ModelCard? card;
         try
         {
-            card = JsonSerializer.Deserialize<ModelCard>(json, JsonOptions);
+            card = JsonSerializer.Deserialize(json, Json.ModelCard);
         }
         catch (JsonException e)
         {
@@ -183,7 +187,7 @@ public sealed class ModelCard
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
-        File.WriteAllText(path, JsonSerializer.Serialize(this, JsonOptions) + "\n");
+        File.WriteAllText(path, JsonSerializer.Serialize(this, Json.ModelCard) + "\n");
     }
 
     /// <summary>Builds the architecture (eval mode, random weights).</summary>

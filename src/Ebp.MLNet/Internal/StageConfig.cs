@@ -89,6 +89,8 @@ internal sealed record StageConfig
     /// <summary>Whether the stage adds the top-k classes column (only for <see cref="TopK"/> &gt; 1).</summary>
     [JsonIgnore] public bool HasTopKColumn => TopK > 1 && TopKClassesColumn is not null;
 
+    // Reflection, not the source-generated context: generated code sets the init-only properties a file lacks to
+    // default(T) rather than to their initialisers, and files of format version 1 rely on the initialisers (TopK = 1, …).
     private static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,

@@ -54,6 +54,43 @@ public sealed class ModelCardTests
     }
 
     [TestMethod]
+    public void ACardRoundTrips_InTheBytesOfEarlierVersions_AndDeepNestingIsRefused()
+    {
+        var card = ModelCard.Parse(Card().ToJsonString(), "card");
+        card.ClassNames = ["zéro", "一", "<b>"];
+        card.Training = new JsonObject { ["steps"] = 3, ["note"] = "a \"quoted\" word" };
+        var path = Path.Combine(Path.GetTempPath(), "ebp-card-rt-" + Guid.NewGuid().ToString("N") + ".json");
+        try
+        {
+            card.Save(path);
+            var text = File.ReadAllText(path);
+            // Earlier versions wrote cards by reflection with these options; the bytes are the same.
+            var reflection = new System.Text.Json.JsonSerializerOptions(ModelCard.JsonOptions)
+            {
+                TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver(),
+            };
+            Assert.AreEqual(System.Text.Json.JsonSerializer.Serialize(card, reflection) + "\n", text);
+            StringAssert.Contains(text, "\"zéro\"", "non-ASCII names stay readable");
+            Assert.DoesNotContain("\"evaluation\"", text, "nulls are left out");
+            var back = ModelCard.Load(path);
+            CollectionAssert.AreEqual(card.ClassNames, back.ClassNames);
+            Assert.AreEqual(card.Model.ToJsonString(), back.Model.ToJsonString());
+            Assert.AreEqual(3, (int)back.Training!["steps"]!);
+            Assert.AreEqual(card.Input.Width, back.Input.Width);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        // An untrusted card cannot nest deeper than 64 levels.
+        var deep = string.Concat(Enumerable.Repeat("{\"a\":", 70)) + "1" + new string('}', 70);
+        var e = Assert.ThrowsExactly<InvalidDataException>(() => ModelCard.Parse("{\"name\":\"x\",\"model\":{\"kind\":\"vgg\",\"x\":" + deep + "}}", "deep.json"));
+        StringAssert.Contains(e.Message, "'deep.json' is not a valid model card");
+        StringAssert.Contains(e.Message, "depth");
+    }
+
+    [TestMethod]
     public void BadCardsAreClearErrors()
     {
         foreach (var (edit, expected) in new (Action<JsonObject>, string)[]

@@ -108,6 +108,49 @@
     host.appendChild(t);
   }
 
+  // ---- Faithfulness (only for jobs run with --faithfulness): numbers as summary.md prints them ----
+  function faithfulness() {
+    var f = summary.faithfulness;
+    if (!f) return;
+    ["faithfulness", "faithfulness-link", "faithfulness-sep"].forEach(function (id) { document.getElementById(id).hidden = false; });
+    document.getElementById("faithfulness-note").textContent =
+      "Area under the curve of the " + f.score + " score of the explained class as the map's top pixels are set to zero (deletion: lower is better) " +
+      "or inserted into a blurred copy (insertion: higher is better), in " + f.steps + " steps (RISE).";
+    var ft = text.faithfulness;
+    var body = document.querySelector("#faithfulness-methods tbody");
+    data.methods.forEach(function (m) {
+      var tr = el("tr", { "data-method": m });
+      tr.appendChild(el("th", null, m));
+      tr.appendChild(el("td", { "class": "num", "data-measure": "deletion" }, ft[m].all.deletion));
+      tr.appendChild(el("td", { "class": "num", "data-measure": "insertion" }, ft[m].all.insertion));
+      tr.appendChild(el("td", { "class": "num" }, f.methods[m].rows));
+      body.appendChild(tr);
+    });
+    var classes = {};
+    data.methods.forEach(function (m) { f.methods[m].per_class.forEach(function (e) { classes[e["class"]] = e.name; }); });
+    var keys = Object.keys(classes).map(Number).sort(function (a, b) { return a - b; });
+    var head = document.querySelector("#faithfulness-classes thead tr");
+    head.appendChild(el("th", null, "class"));
+    data.methods.forEach(function (m) { head.appendChild(el("th", { "class": "num" }, m)); });
+    var cb = document.querySelector("#faithfulness-classes tbody");
+    keys.forEach(function (k) {
+      var tr = el("tr", { "data-class": String(k) });
+      tr.appendChild(el("th", null, classes[k]));
+      data.methods.forEach(function (m) {
+        var e = f.methods[m].per_class.filter(function (x) { return x["class"] === k; })[0], t = ft[m][String(k)];
+        var td = el("td", { "class": "num", "data-method": m, "data-class": String(k) });
+        if (e && e.rows > 0) {
+          td.appendChild(el("span", { "data-measure": "deletion" }, t.deletion));
+          td.appendChild(document.createTextNode(" / "));
+          td.appendChild(el("span", { "data-measure": "insertion" }, t.insertion));
+          td.appendChild(document.createTextNode(" (" + e.rows + ")"));
+        } else td.textContent = "–";
+        tr.appendChild(td);
+      });
+      cb.appendChild(tr);
+    });
+  }
+
   // ---- Worst cases, side by side ----
   function cases() {
     var host = document.getElementById("cases");
@@ -312,6 +355,7 @@
   counts();
   pointingChart();
   confusion();
+  faithfulness();
   cases();
   setupTable();
   skipped();
