@@ -100,7 +100,10 @@ internal sealed class AuditJob
         var started = DateTime.UtcNow;
         var total = Stopwatch.StartNew();
         var timings = new Timings();
+        // Without --threads or OMP_NUM_THREADS the count is measured on the first batches (ThreadTuner).
+        bool fromEnvironment = o.Threads is null && EnvironmentThreads() is not null;
         timings.Threads = Ebp.Threading.TorchThreads.Configure(o.Threads);
+        timings.ThreadsChosenBy = o.Threads is not null ? ThreadChoice.Option : fromEnvironment ? ThreadChoice.Environment : ThreadChoice.Default;
 
         var layout = new OutputLayout(o.EffectiveOutputFolder);
         var all = InputCatalog.Load(o);
@@ -150,6 +153,8 @@ internal sealed class AuditJob
         var runClock = new Stopwatch();
         progress?.Report(new AuditProgress(AuditPhase.Started, finished.Count, mine.Count, skipped, resumed, 0, TimeSpan.Zero, null));
 
+        var tuner = timings.ThreadsChosenBy == ThreadChoice.Default ? new ThreadTuner(timings.Threads, pending.Count, o.BatchSize) : null;
+        int threads = timings.Threads;
         if (pending.Count > 0 && !cancellationToken.IsCancellationRequested)
         {
             clock.Restart();
@@ -162,7 +167,10 @@ internal sealed class AuditJob
             {
                 if (cancellationToken.IsCancellationRequested) break;
                 var chunk = pending.GetRange(start, Math.Min(o.BatchSize, pending.Count - start));
+                if (tuner is not null && tuner.Next() != threads) torch.set_num_threads(threads = tuner.Next());
+                double computed = timings.Compute;
                 var records = ProcessWithFallback(chunk, stamps, model, stages, layout, timings);
+                tuner?.Record(threads, records.Count(r => r.IsDone), timings.Compute - computed);
                 clock.Restart();
                 appender.Append(records);
                 timings.Journal += clock.Elapsed.TotalSeconds;
@@ -174,6 +182,13 @@ internal sealed class AuditJob
                 batches++;
                 progress?.Report(new AuditProgress(AuditPhase.Batch, finished.Count, mine.Count, skipped, resumed, batches, runClock.Elapsed, chunk[^1].Key));
             }
+        }
+
+        if (tuner is { Trying: true })
+        {
+            timings.Threads = tuner.Chosen;
+            if (tuner.Decided) timings.ThreadsChosenBy = ThreadChoice.Measured;
+            timings.ThreadTrials = tuner.Trials;
         }
 
         var status = finished.Count == mine.Count ? AuditStatus.Complete : AuditStatus.Cancelled;
@@ -506,6 +521,10 @@ internal sealed class AuditJob
         return $"{Of(input.Path)};{Of(input.AnnotationPath)};{input.Label ?? ""}";
     }
 
+    /// <summary><c>OMP_NUM_THREADS</c> when set to a positive number (libtorch's own setting, then respected).</summary>
+    private static int? EnvironmentThreads() =>
+        int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n > 0 ? n : null;
+
     private static bool OverlaysPresent(OutputLayout layout, ImageRecord r) =>
         r.Rows.All(row => row.Overlay is null || File.Exists(layout.Full(row.Overlay)))
         && (r.InputPanel is null || File.Exists(layout.Full(r.InputPanel)));
@@ -549,6 +568,12 @@ internal sealed class Timings
 
     /// <summary>Torch intra-op threads of the run (0 when unknown, e.g. a merge).</summary>
     public int Threads { get; set; }
+
+    /// <summary>How <see cref="Threads"/> was decided (<see cref="ThreadChoice"/>); null when unknown (a merge).</summary>
+    public string? ThreadsChosenBy { get; set; }
+
+    /// <summary>The thread trial's timings per candidate (empty without a trial).</summary>
+    public IReadOnlyList<ThreadTrial> ThreadTrials { get; set; } = [];
 
     /// <summary>A merge's own wall time (the other figures are then the shards' summed); null for a run.</summary>
     public double? Merge { get; set; }

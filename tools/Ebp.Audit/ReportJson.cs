@@ -182,7 +182,16 @@ internal sealed record SummaryTimings(
     [property: JsonPropertyName("images_per_s"), JsonConverter(typeof(SecondsConverter))] double? ImagesPerSecond,
     [property: JsonPropertyName("threads"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Threads,
     [property: JsonPropertyName("note"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Note,
-    [property: JsonPropertyName("merge_s"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonConverter(typeof(SecondsConverter))] double? Merge);
+    [property: JsonPropertyName("merge_s"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonConverter(typeof(SecondsConverter))] double? Merge,
+    [property: JsonPropertyName("threads_chosen_by"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ThreadsChosenBy = null,
+    [property: JsonPropertyName("thread_trial"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<SummaryThreadTrial>? ThreadTrial = null);
+
+/// <summary>One candidate of the thread trial: batches and images timed, saliency milliseconds per image.</summary>
+internal sealed record SummaryThreadTrial(
+    [property: JsonPropertyName("threads")] int Threads,
+    [property: JsonPropertyName("batches")] int Batches,
+    [property: JsonPropertyName("images")] int Images,
+    [property: JsonPropertyName("ms_per_image"), JsonConverter(typeof(SecondsConverter))] double? MsPerImage);
 
 /// <summary>A share printed with 4 decimals (as in every report), as a JSON number.</summary>
 [JsonConverter(typeof(RatioValueConverter))]

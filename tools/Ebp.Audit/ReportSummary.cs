@@ -137,7 +137,17 @@ internal sealed class ReportSummary
             new SummaryTimings(timings.Total, timings.ModelLoad, timings.Decode, timings.Compute, timings.Write, timings.Journal,
                                timings.Report, timings.ImagesPerSecond, timings.Threads > 0 ? timings.Threads : null,
                                timings.Merge is null ? null : "merged: the phases are the shards' seconds summed, images_per_s is per shard process; merge_s is the merge's wall time",
-                               timings.Merge)));
+                               timings.Merge, timings.ThreadsChosenBy,
+                               timings.ThreadTrials.Count == 0 ? null
+                                   : timings.ThreadTrials.Select(t => new SummaryThreadTrial(t.Threads, t.Batches, t.Images, 1000 * t.SecondsPerImage)).ToList())));
+
+    private static string ThreadChoiceText(string? by) => by switch
+    {
+        ThreadChoice.Option => "--threads",
+        ThreadChoice.Environment => "OMP_NUM_THREADS",
+        ThreadChoice.Measured => "measured: the fastest on the first batches, fewer threads within " + ThreadTuner.TieMargin.ToString("P0", Inv),
+        _ => "the CPUs available; too few images to time a choice",
+    };
 
     /// <summary>summary.json (indented, with the run section).</summary>
     public string ToJson(Timings timings) => Serialize(Document(timings), ReportJsonContext.Default.SummaryDocument, indented: true) + "\n";
@@ -269,6 +279,16 @@ internal sealed class ReportSummary
         sb.Append($"| decode | {timings.Decode.ToString("F1", Inv)} |\n| saliency (stages) | {timings.Compute.ToString("F1", Inv)} |\n");
         sb.Append($"| measures and overlays | {timings.Write.ToString("F1", Inv)} |\n| images per second | {timings.ImagesPerSecond.ToString("F2", Inv)} |\n");
         if (timings.Merge is { } merge) sb.Append($"| merge (wall time) | {merge.ToString("F1", Inv)} |\n");
+        if (timings.Threads > 0)
+        {
+            sb.Append($"\nTorch intra-op threads: {timings.Threads} ({ThreadChoiceText(timings.ThreadsChosenBy)}).\n");
+            if (timings.ThreadTrials.Count > 0)
+            {
+                sb.Append("\n| threads | batches timed | images | saliency ms per image |\n|---:|---:|---:|---:|\n");
+                foreach (var t in timings.ThreadTrials)
+                    sb.Append($"| {t.Threads} | {t.Batches} | {t.Images} | {(1000 * t.SecondsPerImage).ToString("F1", Inv)} |\n");
+            }
+        }
         return sb.ToString();
     }
 }
