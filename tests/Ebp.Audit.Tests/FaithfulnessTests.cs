@@ -128,11 +128,11 @@ public sealed class FaithfulnessTests
         var o = Ebp.Audit.Program.ParseRunOptions(["--input", TestSet.Images, "--out", "x", "--faithfulness", "--faithfulness-steps", "4", "--faithfulness-score", "sigmoid"], _ => null);
         Assert.IsTrue(o.Faithfulness);
         Assert.AreEqual(4, o.FaithfulnessSteps);
-        Assert.AreEqual(FaithfulnessScoreKind.Sigmoid, o.FaithfulnessScore);
+        Assert.AreEqual(Ebp.Evaluation.FaithfulnessScore.Sigmoid, o.FaithfulnessScore);
         var d = Ebp.Audit.Program.ParseRunOptions(["--input", TestSet.Images, "--out", "x"], _ => null);
         Assert.IsFalse(d.Faithfulness);
         Assert.AreEqual(16, d.FaithfulnessSteps);
-        Assert.AreEqual(FaithfulnessScoreKind.Softmax, d.FaithfulnessScore);
+        Assert.AreEqual(Ebp.Evaluation.FaithfulnessScore.Softmax, d.FaithfulnessScore);
 
         var err = new StringWriter();
         int code = Ebp.Audit.Program.Run(["--input", TestSet.Images, "--out", TestSet.NewFolder("steps"), "--faithfulness", "--faithfulness-steps", "0"], TextWriter.Null, err, _ => null);

@@ -287,7 +287,7 @@ internal sealed record AuditOptions
     public int FaithfulnessSteps { get; init; } = 16;
 
     /// <summary>The class score along the curves: softmax (RISE, default) or sigmoid (multi-label models).</summary>
-    public FaithfulnessScoreKind FaithfulnessScore { get; init; } = FaithfulnessScoreKind.Softmax;
+    public Ebp.Evaluation.FaithfulnessScore FaithfulnessScore { get; init; } = Ebp.Evaluation.FaithfulnessScore.Softmax;
 
     /// <summary>The shard of this process. Default <see cref="ShardSpec.None"/>.</summary>
     public ShardSpec Shard { get; init; } = ShardSpec.None;

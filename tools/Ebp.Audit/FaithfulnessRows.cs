@@ -4,32 +4,25 @@ using static TorchSharp.torch;
 
 namespace Ebp.Audit;
 
-/// <summary>The class score along the deletion and insertion curves of <c>--faithfulness</c>.</summary>
-internal enum FaithfulnessScoreKind
-{
-    /// <summary>Softmax probability of the class (RISE).</summary>
-    Softmax,
-
-    /// <summary>Sigmoid of the class's output: the probability of a multi-label model such as the default one.</summary>
-    Sigmoid,
-}
-
-/// <summary>Names of <see cref="FaithfulnessScoreKind"/>.</summary>
-internal static class FaithfulnessScoreKinds
+/// <summary>
+/// The scores <c>--faithfulness-score</c> offers (<see cref="FaithfulnessScore"/>): the two probabilities, not the
+/// unbounded logit, so that every area the report shows lies in [0, 1].
+/// </summary>
+internal static class FaithfulnessScores
 {
     /// <summary>The command-line and report name: <c>softmax</c>, <c>sigmoid</c>.</summary>
-    public static string Name(this FaithfulnessScoreKind kind) => kind switch
+    public static string Name(this FaithfulnessScore kind) => kind switch
     {
-        FaithfulnessScoreKind.Softmax => "softmax",
-        FaithfulnessScoreKind.Sigmoid => "sigmoid",
+        FaithfulnessScore.Softmax => "softmax",
+        FaithfulnessScore.Sigmoid => "sigmoid",
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
     /// <exception cref="AuditUsageException">Neither softmax nor sigmoid.</exception>
-    public static FaithfulnessScoreKind Parse(string text) => text.Trim().ToLowerInvariant() switch
+    public static FaithfulnessScore Parse(string text) => text.Trim().ToLowerInvariant() switch
     {
-        "softmax" => FaithfulnessScoreKind.Softmax,
-        "sigmoid" => FaithfulnessScoreKind.Sigmoid,
+        "softmax" => FaithfulnessScore.Softmax,
+        "sigmoid" => FaithfulnessScore.Sigmoid,
         _ => throw new AuditUsageException($"--faithfulness-score must be softmax (RISE; single-label models) or sigmoid (multi-label models), got '{text}'."),
     };
 }
@@ -69,7 +62,7 @@ internal sealed class FaithfulnessRows
             Steps = o.FaithfulnessSteps,
             DeletionBaseline = DeletionBaseline,
             InsertionBaseline = InsertionBaseline,
-            Score = o.FaithfulnessScore == FaithfulnessScoreKind.Sigmoid ? FaithfulnessScore.Sigmoid : FaithfulnessScore.Softmax,
+            Score = o.FaithfulnessScore,
         });
     }
 

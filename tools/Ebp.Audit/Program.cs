@@ -207,7 +207,7 @@ internal static class Program
             Threads = p.GetValue(_threads),
             Faithfulness = p.GetValue(_faithfulness),
             FaithfulnessSteps = p.GetValue(_faithfulnessSteps),
-            FaithfulnessScore = FaithfulnessScoreKinds.Parse(p.GetValue(_faithfulnessScore)!),
+            FaithfulnessScore = FaithfulnessScores.Parse(p.GetValue(_faithfulnessScore)!),
         };
 
         private int RunJob(ParseResult p)
