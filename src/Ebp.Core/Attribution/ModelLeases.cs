@@ -142,6 +142,17 @@ internal static class ModelLeases
         foreach (var lease in abandoned) lease.RestoreIfAbandoned();
     }
 
+    /// <summary>
+    /// The first of <paramref name="model"/> and its submodules that an open session holds (a session on a model
+    /// containing it holds them too), or null.
+    /// </summary>
+    public static nn.Module? HeldBySession(nn.Module model)
+    {
+        lock (Sync)
+            return model.modules().Prepend(model).FirstOrDefault(m =>
+                Slots.TryGetValue(m, out var s) && s.Holder is { IsSession: true, IsClosing: false });
+    }
+
     /// <summary>Wakes the waiters, so that they look for collected sessions now. Safe from a finaliser: touches no module.</summary>
     public static void Wake()
     {

@@ -133,31 +133,22 @@ public sealed class SaliencyExplainer
             $"a SaliencySession opened at {Path.GetFileName(callerFile)}:{callerLine} ({callerMember}) on thread {Environment.CurrentManagedThreadId}",
             WaitTimeout);
         RuleScope? rules = null;
-        IDisposable? frozen = null;
         try
         {
             rules = new RuleScope(Model, config);
             ScopeCreated?.Invoke(rules);
-            frozen = Weights.OpenSessions.Register(Model); // WeightLoader refuses to load into a model in a session
             var session = new SaliencySession(this, rules, config, options, lease);
-            lease.HoldFor(session, Restore(rules, frozen));
+            // From here the lease marks the model as in a session, which WeightLoader refuses to load into.
+            lease.HoldFor(session, rules.Dispose);
             return session;
         }
         catch
         {
-            frozen?.Dispose();
             rules?.Dispose();
             lease.Dispose();
             throw;
         }
     }
-
-    /// <summary>A session's restore step; built apart so that it cannot capture the session (which it must outlive).</summary>
-    private static Action Restore(RuleScope rules, IDisposable frozen) => () =>
-    {
-        frozen.Dispose();
-        rules.Dispose();
-    };
 
     internal IReadOnlyList<SaliencyResult> RunInSession(RuleScope rules, ScopeConfig config, SaliencyOptions options,
                                                         Tensor input, IReadOnlyList<SaliencyTarget> targets)
